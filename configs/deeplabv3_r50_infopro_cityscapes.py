@@ -1,0 +1,21 @@
+# DeepLab-V3 R-50-D8 on Cityscapes 512x1024 (4 GPUs x 2 images, 40k iterations, SyncBN) trained
+# with InfoPro, K=2: the diff over mmseg's own E2E config. All InfoPro configs inherit this one.
+_base_ = 'mmseg::deeplabv3/deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024.py'
+custom_imports = dict(imports=['infopro_seg'], allow_failed_imports=False)
+
+model = dict(
+    type='InfoProEncoderDecoder',
+    backbone=dict(
+        type='InfoProResNet',
+        variant='ResNetV1c',
+        # R-50's layer3 has 6 blocks; cutting after 4 of them roughly balances the two modules'
+        # activation memory (stem..layer3.3 vs layer3.4..layer4 + ASPP + FCN aux).
+        split_points=['layer3.3']),
+    # The reference heads (Sec. 4.3 / appendix): w reconstructs the crop from the cut feature,
+    # psi classifies its pixels. in_channels, strides and num_classes are filled in per module.
+    local_heads=dict(
+        reconstruction=dict(type='ReconstructionHead', channels=(128, 32, 12), loss_type='bce'),
+        classifier=dict(type='LocalClassifierHead', channels=512, dropout_ratio=0.1)),
+    # (lambda1 recon, lambda2 task) per local module: the paper's batch-8, 512x1024 setting.
+    local_loss_weights=[(1.5, 1.0)])
+

@@ -1,0 +1,3 @@
+from .infopro_resnet import BackbonePart, InfoProResNet
+
+__all__ = ['InfoProResNet', 'BackbonePart']

@@ -1,0 +1,90 @@
+"""The InfoPro reconstruction decoder w (Sec. 3.2: it keeps module k's feature informative
+about the input image by reconstructing the image from it)."""
+import math
+from typing import Dict, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule
+from mmengine.model import BaseModule
+from mmseg.registry import MODELS
+from torch import nn
+
+
+@MODELS.register_module()
+class ReconstructionHead(BaseModule):
+    """Reconstructs the (de-normalised) input crop from a local module's feature.
+
+    As in the paper's segmentation code: a 1x1 conv, then per x2 bilinear up-sampling a 3x3
+    conv-norm-ReLU, the last 3x3 conv giving 3 channels at input resolution. For a feature at
+    stride 8 and ``channels=(128, 32, 12)`` that is 1x1->128, up, 3x3->32, up, 3x3->12, up, 3x3->3.
+    The layers run at up to full crop resolution, so they count towards the module's peak memory:
+    keep the channels small.
+
+    Args:
+        in_channels: Channels of the local module's output (filled in by the segmentor).
+        in_stride: Output stride of that feature, a power of two (filled in by the segmentor).
+        channels: Widths after the 1x1 conv and after each intermediate up-sampling step; the
+            last entry repeats if the stride needs more steps.
+        loss_type: ``'bce'`` (binary cross-entropy on a sigmoid output, the reference) or
+            ``'mse'``.
+        norm_cfg: Normalisation after each hidden conv.
+        align_corners: For the bilinear up-sampling.
+        init_cfg: mmengine initialisation config.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 in_stride: int,
+                 channels: Sequence[int] = (128, 32, 12),
+                 loss_type: str = 'bce',
+                 norm_cfg: Optional[dict] = dict(type='BN', requires_grad=True),
+                 align_corners: bool = False,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
+        if loss_type not in ('bce', 'mse'):
+            raise ValueError(f"loss_type must be 'bce' or 'mse', got {loss_type!r}")
+        num_upsamples = int(round(math.log2(in_stride)))
+        if in_stride < 2 or 2**num_upsamples != in_stride:
+            raise ValueError(f'in_stride must be a power of two >= 2, got {in_stride}')
+        widths = list(channels) + [channels[-1]] * max(0, num_upsamples - len(channels))
+        self.loss_type = loss_type
+        self.align_corners = align_corners
+        self.squeeze = ConvModule(in_channels, widths[0], 1, norm_cfg=norm_cfg)
+        self.refine = nn.ModuleList(
+            ConvModule(widths[i], widths[i + 1], 3, padding=1, norm_cfg=norm_cfg)
+            for i in range(num_upsamples - 1))
+        self.to_image = nn.Conv2d(widths[num_upsamples - 1], 3, 3, padding=1)
+
+    def _up(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=2, mode='bilinear', align_corners=self.align_corners)
+
+    def forward(self, feature: torch.Tensor) -> torch.Tensor:
+        """Returns reconstruction logits (apply a sigmoid for the image in [0, 1])."""
+        x = self.squeeze(feature)
+        for conv in self.refine:
+            x = conv(self._up(x))
+        return self.to_image(self._up(x))
+
+    def loss(self, feature: torch.Tensor, target: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Reconstruction loss against the input crop scaled to [0, 1].
+
+        Args:
+            feature: The local module's output, ``(N, C, H/s, W/s)``.
+            target: The un-normalised input crop divided by 255, ``(N, 3, H, W)``.
+
+        Returns:
+            dict: ``loss_recon``.
+        """
+        logits = self(feature)
+        if logits.shape[-2:] != target.shape[-2:]:
+            # Odd crop sizes: the strided convolutions rounded up.
+            logits = F.interpolate(logits, size=target.shape[-2:], mode='bilinear',
+                                   align_corners=self.align_corners)
+        logits = logits.float()
+        if self.loss_type == 'bce':
+            # The logits form is the numerically safe (and autocast-safe) BCE(sigmoid(x), t).
+            loss = F.binary_cross_entropy_with_logits(logits, target)
+        else:
+            loss = F.mse_loss(logits.sigmoid(), target)
+        return dict(loss_recon=loss)

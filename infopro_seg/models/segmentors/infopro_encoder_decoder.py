@@ -1,0 +1,229 @@
+"""The InfoPro segmentor: mmseg's EncoderDecoder trained module by module (the local step)."""
+from collections import OrderedDict
+from contextlib import nullcontext
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
+
+import torch
+from mmengine.logging import print_log
+from mmengine.optim import OptimWrapper
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.registry import MODELS
+from torch import nn
+
+from ..backbones.infopro_resnet import InfoProResNet
+from ..splits import local_loss_weights as expand_loss_weights
+from .local_module import LocalModule
+
+
+@MODELS.register_module()
+class InfoProEncoderDecoder(EncoderDecoder):
+    """DeepLab-style encoder-decoder trained with InfoPro local learning (Wang et al., ICLR 2021).
+
+    The backbone (:class:`InfoProResNet`) is cut into K local modules. In :meth:`train_step`
+    module k runs on the *detached* output of module k-1 and its local loss is back-propagated at
+    once, so its graph is freed before module k+1 runs: only one module's activations are alive
+    at a time. Local modules 1..K-1 are trained by ``lambda1 * L_recon + lambda2 * L_task``
+    (Eq. 5) through their own reconstruction decoder (w) and pixel classifier (psi); module K by
+    the decode head's (and auxiliary head's) ordinary losses.
+
+    Heads that read several backbone outputs are trained by the module that produces the latest
+    of them; outputs of earlier modules reach them detached. So an FCN auxiliary head on layer3
+    belongs to the module in which layer3 ends: the last module in the paper's R-101 cut (as in
+    the reference), an earlier one when the cut falls after layer3, where it acts as one more
+    local pixel classifier. The decode head must read the backbone's last output.
+
+    Inference (``predict``, ``tools/test.py``) is mmseg's EncoderDecoder path: backbone and
+    decode head only. The local heads are training-only (see ``tools/publish_model.py``).
+
+    Args:
+        backbone: An :class:`InfoProResNet` config (its ``split_points`` set K).
+        decode_head: As for EncoderDecoder.
+        local_heads: ``dict(reconstruction=cfg or None, classifier=cfg or None)``; each is built
+            once per local module with ``in_channels``, ``in_stride`` / ``num_classes``,
+            ``norm_cfg`` and ``align_corners`` filled in from the backbone and decode head.
+        local_loss_weights: ``(lambda1, lambda2)`` per local module, one pair for all, or
+            ``dict(first=..., last=...)`` for a linear schedule. A weight of 0 drops that head
+            (``lambda1=0`` is the greedy supervised baseline).
+        **kwargs: Any other EncoderDecoder argument (auxiliary_head, train_cfg, test_cfg,
+            data_preprocessor, pretrained, init_cfg).
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 decode_head: dict,
+                 local_heads: Optional[dict] = None,
+                 local_loss_weights: Union[Sequence, dict] = ((1.0, 1.0), ),
+                 **kwargs):
+        super().__init__(backbone=backbone, decode_head=decode_head, **kwargs)
+        if not isinstance(self.backbone, InfoProResNet):
+            raise TypeError('InfoProEncoderDecoder needs an InfoProResNet backbone (it knows the '
+                            f'split points), got {type(self.backbone).__name__}')
+        num_modules = self.backbone.num_modules
+        if self.with_neck and num_modules > 1:
+            raise NotImplementedError('a neck reads several backbone stages at once; InfoPro with '
+                                      'K > 1 supports neck-free models such as DeepLab-V3')
+        self.loss_weights = (expand_loss_weights(local_loss_weights, num_modules - 1)
+                             if num_modules > 1 else [])
+        self.local_heads = nn.ModuleList(
+            self._build_local_heads(k, weights, local_heads or {})
+            for k, weights in enumerate(self.loss_weights))
+        self._check_head_placement()
+        print_log(f'InfoPro: K={num_modules} local modules\n{self.backbone.describe_modules()}',
+                  logger='current')
+
+    def _build_local_heads(self, module: int, weights: Sequence[float],
+                           cfgs: dict) -> nn.ModuleDict:
+        """Build w and psi for local module ``module`` (a weight of 0 builds no head)."""
+        unknown = set(cfgs) - {'reconstruction', 'classifier'}
+        if unknown:
+            raise ValueError(f'local_heads takes reconstruction= and classifier=, got {unknown}')
+        shared = dict(in_channels=self.backbone.module_out_channels(module),
+                      norm_cfg=self.decode_head.norm_cfg,
+                      align_corners=self.align_corners)
+        extra = dict(reconstruction=dict(in_stride=self.backbone.module_out_stride(module)),
+                     classifier=dict(num_classes=self.num_classes,
+                                     ignore_index=self.decode_head.ignore_index))
+        heads = nn.ModuleDict()
+        for (name, weight) in zip(('reconstruction', 'classifier'), weights):
+            if weight == 0:
+                continue
+            if cfgs.get(name) is None:
+                raise ValueError(f'local module {module + 1} has a {name} loss weight of {weight} '
+                                 f'but local_heads has no {name} head config')
+            heads[name] = MODELS.build({**shared, **extra[name], **cfgs[name]})
+        if not heads:
+            raise ValueError(f'local module {module + 1} has no local loss (both loss weights are '
+                             '0): it would never be trained')
+        return heads
+
+    def _output_owner(self, head: nn.Module) -> int:
+        """The local module whose loss trains ``head``: the one producing its latest input."""
+        in_index = head.in_index if isinstance(head.in_index, (list, tuple)) else [head.in_index]
+        num_outputs = len(self.backbone.out_indices)
+        return max(self.backbone.module_of_output(i % num_outputs) for i in in_index)
+
+    def _aux_heads(self) -> List[nn.Module]:
+        if not self.with_auxiliary_head:
+            return []
+        if isinstance(self.auxiliary_head, nn.ModuleList):
+            return list(self.auxiliary_head)
+        return [self.auxiliary_head]
+
+    def _check_head_placement(self) -> None:
+        last = self.backbone.num_modules - 1
+        if self._output_owner(self.decode_head) != last:
+            raise ValueError('the decode head must read the backbone output of the last local '
+                             f'module (in_index {self.decode_head.in_index} with out_indices '
+                             f'{self.backbone.out_indices}); otherwise module {last + 1} is '
+                             'never trained')
+        # Keep an earlier module's output alive (detached) only while a later head reads it.
+        self._last_reader = {}
+        for head in [self.decode_head] + self._aux_heads():
+            owner = self._output_owner(head)
+            in_index = head.in_index if isinstance(head.in_index, (list, tuple)) else [
+                head.in_index]
+            for i in in_index:
+                position = i % len(self.backbone.out_indices)
+                self._last_reader[position] = max(owner, self._last_reader.get(position, -1))
+
+    def local_modules(self) -> List[LocalModule]:
+        """The K local modules, each with the heads its loss trains (built on demand, cheap)."""
+        modules = []
+        aux_heads = self._aux_heads()
+        for k, part in enumerate(self.backbone.local_parts()):
+            heads = []
+            if k < len(self.local_heads):
+                for name, head in self.local_heads[k].items():
+                    weight = self.loss_weights[k][0 if name == 'reconstruction' else 1]
+                    heads.append((f'm{k + 1}', head, name, weight))
+            else:
+                heads.append(('decode', self.decode_head, 'segmentation', 1.0))
+            for idx, head in enumerate(aux_heads):
+                if self._output_owner(head) == k:
+                    prefix = f'aux_{idx}' if isinstance(self.auxiliary_head, nn.ModuleList) \
+                        else 'aux'
+                    heads.append((prefix, head, 'segmentation', 1.0))
+            modules.append(LocalModule(part, heads, self.train_cfg))
+        return modules
+
+    def reconstruction_target(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The augmented crops before normalisation, in [0, 1] (the w target).
+
+        The data preprocessor normalised them; undoing that is cheaper than keeping a second
+        copy of the batch alive.
+        """
+        preprocessor = self.data_preprocessor
+        if getattr(preprocessor, '_enable_normalize', False):
+            inputs = inputs * preprocessor.std + preprocessor.mean
+        return (inputs / 255).clamp_(0, 1)
+
+    def _run_local_modules(self, inputs: torch.Tensor, data_samples: list,
+                           modules: Sequence[nn.Module],
+                           context: Callable[[nn.Module], object]
+                           ) -> Iterator[Dict[str, torch.Tensor]]:
+        """Run the modules in order, yielding each module's losses before the next one runs.
+
+        Whoever consumes the generator may back-propagate a module's loss at its ``yield``: the
+        next module only sees detached tensors (gradient isolation, Sec. 3.1).
+        """
+        needs_images = any('reconstruction' in heads for heads in self.local_heads)
+        images = self.reconstruction_target(inputs) if needs_images else None
+        features = [None] * len(self.backbone.out_indices)
+        x = inputs
+        for k, module in enumerate(modules):
+            with context(module):
+                x, outputs, losses = module(x.detach(), features, data_samples, images)
+            yield losses
+            for position, feature in outputs.items():
+                if self._last_reader.get(position, -1) > k:
+                    features[position] = feature.detach()
+
+    def train_step(self, data: Union[dict, tuple, list], optim_wrapper: OptimWrapper,
+                   local_modules: Optional[Sequence[nn.Module]] = None
+                   ) -> Dict[str, torch.Tensor]:
+        """One InfoPro iteration: K local forward/backward passes, one optimizer step.
+
+        Each module's loss goes through the optimizer wrapper (``scale_loss`` for accumulation,
+        ``backward`` for AMP loss scaling) inside its ``optim_context`` (autocast; ``no_sync``
+        of that module's DDP wrapper while accumulating). mmengine's OptimWrapper counts
+        ``backward`` calls (``_inner_count``) to decide when to sync and step; our K calls are
+        one iteration, so each is made at the count the iteration started with.
+
+        Args:
+            data: A batch from the dataloader.
+            optim_wrapper: The runner's optimizer wrapper.
+            local_modules: The modules to run, e.g. each wrapped in DDP by
+                :class:`InfoProDistributedDataParallel`; default :meth:`local_modules`.
+
+        Returns:
+            dict: Log variables: the total ``loss`` and every module's losses.
+        """
+        with optim_wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+        modules = self.local_modules() if local_modules is None else local_modules
+        start_count = optim_wrapper.inner_count
+        log_vars = OrderedDict(loss=0.)
+        for losses in self._run_local_modules(data['inputs'], data['data_samples'], modules,
+                                              optim_wrapper.optim_context):
+            loss, module_vars = self.parse_losses(losses)
+            optim_wrapper._inner_count = start_count
+            optim_wrapper.backward(optim_wrapper.scale_loss(loss))  # frees this module's graph
+            log_vars['loss'] = log_vars['loss'] + module_vars.pop('loss').detach()
+            log_vars.update((name, value.detach()) for name, value in module_vars.items())
+        if optim_wrapper.should_update():
+            optim_wrapper.step()
+            optim_wrapper.zero_grad()
+        return log_vars
+
+    def loss(self, inputs: torch.Tensor, data_samples: list) -> dict:
+        """All modules' losses from one forward pass (``mode='loss'``).
+
+        Modules still see detached inputs, so back-propagating the sum gives InfoPro's gradients,
+        but every module's graph stays alive until then: no memory is saved. Training uses
+        :meth:`train_step`.
+        """
+        losses = {}
+        for module_losses in self._run_local_modules(inputs, data_samples, self.local_modules(),
+                                                     lambda module: nullcontext()):
+            losses.update(module_losses)
+        return losses
