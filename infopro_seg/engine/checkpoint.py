@@ -7,9 +7,16 @@ every local checkpoint is loaded weights-only with an explicit allow-list of the
 types that mmengine itself writes; anything else in a file is refused with a message saying so.
 Foreign weights (ImageNet-pretrained, mmseg model zoo) are plain tensors and load as before.
 
+A ``HistoryBuffer`` pickles its statistics functions through ``getattr``, which no safe loader may
+allow (``getattr`` reaches any attribute, e.g. a method that writes files), so we register a
+reduction that stores only its data (values, counts, max length): checkpoints written with
+infopro-seg imported load weights-only; a stock mmengine training checkpoint is refused with a
+clear message (published model-zoo files, which hold weights only, load either way).
+
 Checkpoints are also written atomically (temporary file + rename), so an interrupted save never
 leaves a truncated ``iter_N.pth`` or a ``last_checkpoint`` pointing at one.
 """
+import copyreg
 import os.path as osp
 import pickle
 import zipfile
@@ -40,6 +47,11 @@ def _numpy_globals() -> List[Any]:
 
 #: Types mmengine writes into its checkpoints besides tensors and containers.
 MMENGINE_CHECKPOINT_GLOBALS = [HistoryBuffer] + _numpy_globals()
+
+
+def _reduce_history_buffer(buffer: HistoryBuffer):
+    """Pickle a HistoryBuffer as its constructor call on plain arrays (no function references)."""
+    return HistoryBuffer, (buffer._log_history, buffer._count_history, buffer.max_length)
 
 
 def load_checkpoint_safely(filename: str, map_location: Optional[Any] = None) -> Any:
@@ -77,6 +89,11 @@ def load_checkpoint_safely(filename: str, map_location: Optional[Any] = None) ->
             'checkpoint or download it again') from error
 
 
+def load_from_local_safely(filename: str, map_location: Optional[Any] = None) -> Any:
+    """mmengine's local-file checkpoint scheme (mmengine logs the name after ``load_from_``)."""
+    return load_checkpoint_safely(filename, map_location)
+
+
 class AtomicLocalBackend(LocalBackend):
     """mmengine's local file backend, with writes that are atomic."""
 
@@ -95,7 +112,8 @@ def atomic_torch_save(obj: Any, path: str) -> None:
 
 def register_safe_checkpoint_io() -> None:
     """Route mmengine's local checkpoint loading and file writing through the safe versions."""
-    CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_safely, force=True)
+    copyreg.pickle(HistoryBuffer, _reduce_history_buffer)
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_safely, force=True)
     register_backend('local', AtomicLocalBackend, force=True, prefixes='')
     # Drop local backends created before this call; they are cached per URI prefix.
     for key, backend in list(file_io.backend_instances.items()):
