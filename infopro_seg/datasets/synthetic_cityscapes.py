@@ -543,10 +543,16 @@ class _SceneBuilder:
         if side is not None:
             faces.insert(0, ('x', side.building_line, z0, z1))
         for kind, at, a0, a1 in faces:
-            if kind == 'x':
-                details.append((_rect_x(cam, at, a0, a1, 0.0, ground_h), frame))
-            else:
-                details.append((_rect_z(cam, at, a0, a1, 0.0, ground_h), frame))
+            rect = _rect_x if kind == 'x' else _rect_z
+            details.append((rect(cam, at, a0, a1, 0.0, ground_h), frame))
+            # Shop windows and doors in the ground floor.
+            shop = rng.uniform(2.5, 6.0)
+            a = a0 + rng.uniform(0.3, 1.5)
+            while a + shop < a1 and cam.px_per_m(at if kind == 'z' else a) * shop > 3.0:
+                if rng.random() < 0.75:
+                    details.append((rect(cam, at, a, a + shop * 0.8, 0.4, ground_h - 0.6),
+                                    glass * rng.uniform(0.8, 1.4)))
+                a += shop
             a = a0 + rng.uniform(0.3, 1.0) * spacing
             while a + win_w < a1:
                 near = at if kind == 'z' else a
@@ -554,10 +560,7 @@ class _SceneBuilder:
                     break  # the rest of this face is too far away to show windows
                 y = ground_h + (floor_h - win_h) * 0.6
                 while y + win_h < height - 0.5:
-                    if kind == 'x':
-                        quad = _rect_x(cam, at, a, a + win_w, y, y + win_h)
-                    else:
-                        quad = _rect_z(cam, at, a, a + win_w, y, y + win_h)
+                    quad = rect(cam, at, a, a + win_w, y, y + win_h)
                     lit = glass * rng.uniform(0.8, 1.25)
                     details.append((quad, np.clip(lit, 0, 255)))
                     y += floor_h
@@ -740,7 +743,7 @@ class _SceneBuilder:
     def _add_parking_row(self, side: _Side) -> None:
         """Adds a row of cars parked along the kerb."""
         rng = self.rng
-        z = rng.uniform(3.0, 10.0)
+        z = rng.uniform(5.0, 14.0)
         end = rng.uniform(30.0, 70.0)
         x = side.kerb - side.sign * rng.uniform(1.0, 1.2)
         while z < end:
@@ -794,7 +797,7 @@ class _SceneBuilder:
         colour = _class_colour(rng, kind, spread=10)
         details = self._vehicle_details(kind, x0, x1, z, z1, height, direction, boxes)
         shadow = self.shade(_ground_quad(cam, x0 - 0.2, x1 + 0.2, z - 0.3, z1), 0.55)
-        shape = self.shape(kind, _box_silhouette(cam, boxes), colour,
+        shape = self.shape(kind, _box_silhouette(cam, boxes), colour, texture='flat',
                            colour2=colour * rng.uniform(0.65, 0.85), details=details)
         self.add(_OBJECTS, z, shadow, shape)
 
@@ -900,7 +903,8 @@ class _SceneBuilder:
         for _ in range(rng.integers(0, 9)):
             side = self.sides[1 if rng.random() < 0.5 else -1]
             z = 3.0 + 55.0 * rng.random() ** 1.4
-            x = rng.uniform(side.kerb + side.sign * 0.6, side.sidewalk_end - side.sign * 0.4)
+            walkway = abs(side.sidewalk_end - side.kerb)
+            x = side.kerb + side.sign * rng.uniform(0.6, max(walkway - 0.4, 0.7))
             for k in range(1 if rng.random() < 0.7 else rng.integers(2, 4)):
                 xk, zk = x + k * rng.uniform(0.4, 0.7), z + rng.uniform(-0.6, 0.6)
                 self.add(_OBJECTS, zk, self._human('person', xk, zk))

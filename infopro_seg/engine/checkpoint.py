@@ -77,11 +77,16 @@ def load_checkpoint_safely(filename: str, map_location: Optional[Any] = None) ->
         with torch.serialization.safe_globals(MMENGINE_CHECKPOINT_GLOBALS):
             return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
+        if 'global' not in str(error).lower():  # a byte stream that is no pickle at all
+            raise CheckpointError(f'checkpoint {filename} is corrupt, truncated or not a PyTorch checkpoint '
+                                  '(it does not unpickle); use an earlier checkpoint or download '
+                                  'it again') from error
+        detail = str(error).split('WeightsUnpickler error:')[-1].strip().splitlines()[0]
         raise CheckpointError(
             f'checkpoint {filename} holds Python objects that are not weights or mmengine '
             f'bookkeeping, so it is not loaded (infopro-seg never unpickles arbitrary code). '
             f'If you trust the file, re-save its state_dict as plain tensors. Detail: '
-            f'{str(error).splitlines()[0]}') from error
+            f'{detail}') from error
     except (EOFError, zipfile.BadZipFile, RuntimeError, ValueError) as error:
         raise CheckpointError(
             f'checkpoint {filename} is corrupt or truncated ({type(error).__name__}: '
