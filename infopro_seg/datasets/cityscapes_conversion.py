@@ -149,6 +149,15 @@ def _check_polygon_json(json_path: Path) -> None:
                 raise ValueError(f'object {index} ({label}) has a malformed point {point!r}')
 
 
+def _fsync(path: Path) -> None:
+    """Flushes a file written by another library to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def convert_one(json_path: PathLike, force: bool = False) -> tuple:
     """Converts one polygon JSON to its ``labelTrainIds`` PNG (atomically).
 
@@ -172,6 +181,7 @@ def convert_one(json_path: PathLike, force: bool = False) -> tuple:
     try:
         _check_polygon_json(json_path)
         json2labelImg(str(json_path), str(tmp), 'trainIds')
+        _fsync(tmp)  # so that a crash cannot leave a renamed but empty label
         os.replace(tmp, label_path)
     except (Exception, SystemExit) as exc:  # cityscapesscripts calls sys.exit() on some errors
         tmp.unlink(missing_ok=True)
@@ -212,7 +222,7 @@ class _Progress:
             return
         if self._bar is not None:
             self._bar.update()
-        elif self._done == self._total or self._done % max(1, self._total // 10) == 0:
+        elif self._done == self._total or self._done % max(1, -(-self._total // 10)) == 0:
             print(f'[convert] {self._done}/{self._total}', file=sys.stderr, flush=True)
 
     def close(self) -> None:

@@ -149,7 +149,7 @@ def _ellipse_z(cam: _Camera, x: float, y: float, z: float, rx: float, ry: float,
 
 
 def _circle_x(cam: _Camera, x: float, y: float, z: float, r: float, n: int = 14) -> np.ndarray:
-    """Projects a circle lying in a plane parallel to the street (e.g. a wheel seen from the side)."""
+    """Projects a circle in a plane parallel to the street (e.g. a wheel seen from the side)."""
     angles = np.linspace(0.0, 2.0 * np.pi, n, endpoint=False)
     pts = np.stack([np.full(n, x), y + r * np.sin(angles), z + r * np.cos(angles)], axis=1)
     return cam.project(pts)
@@ -361,8 +361,8 @@ class _SceneBuilder:
         sides = {}
         for sign in (-1, 1):
             kerb = sign * rng.uniform(3.5, 7.5)
-            sidewalk_end = kerb + sign * rng.uniform(2.0, 4.5)
-            grass = rng.uniform(1.0, 3.5) if rng.random() < 0.35 else 0.0
+            sidewalk_end = kerb + sign * rng.uniform(2.5, 5.0)
+            grass = rng.uniform(1.5, 4.0) if rng.random() < 0.5 else 0.0
             sides[sign] = _Side(sign, kerb, sidewalk_end, sidewalk_end + sign * grass)
         return sides
 
@@ -501,7 +501,10 @@ class _SceneBuilder:
         # The street ends in a row of houses (or a wood) far away, covering the vanishing point.
         depth = z_end + rng.uniform(0.0, 30.0)
         if rng.random() < 0.8:
-            self._add_block(None, depth, depth + 20.0, rng.uniform(8.0, 30.0))
+            # Low enough to leave the upper part of the street canyon to the sky.
+            cam = self.cam
+            tallest = cam.height + 0.7 * cam.cy * depth / cam.focal
+            self._add_block(None, depth, depth + 20.0, min(rng.uniform(8.0, 30.0), tallest))
         else:
             self._add_backdrop_trees(None, depth, depth + 20.0)
 
@@ -590,7 +593,7 @@ class _SceneBuilder:
         trunk_w = rng.uniform(0.12, 0.22) * scale
         bark = _jitter(rng, (85, 72, 60), 10)
         trunk = _rect_z(cam, z, x - trunk_w, x + trunk_w, 0.0, trunk_h + 0.5 * radius)
-        leaves = _class_colour(rng, 'vegetation', spread=14)
+        leaves = _class_colour(rng, 'vegetation', spread=8)
         wobble = rng.uniform(0.8, 1.15, 18)
         canopy = _ellipse_z(cam, x, trunk_h + radius, z, radius, radius * rng.uniform(1.0, 1.3),
                             n=18, wobble=wobble)
@@ -647,8 +650,12 @@ class _SceneBuilder:
             if rng.random() < 0.5:  # a row of street trees
                 z = rng.uniform(3.0, 12.0)
                 x = side.sidewalk_end - side.sign * rng.uniform(0.6, 1.2)
+                soil = _class_colour(rng, 'terrain')
                 while z < 120.0:
                     self._add_tree(_OBJECTS, x, z)
+                    # An unpaved tree pit (terrain) in the sidewalk around the trunk.
+                    pit = _ground_quad(self.cam, x - 0.7, x + 0.7, z - 0.7, z + 0.7)
+                    self.add(_GROUND, 0.0, self.shape('terrain', pit, soil))
                     z += rng.uniform(7.0, 16.0)
             z = rng.uniform(2.0, 15.0)
             while z < 100.0:
@@ -698,26 +705,24 @@ class _SceneBuilder:
         rng, cam = self.rng, self.cam
         r = rng.uniform(0.3, 0.42)
         kind = rng.choice(['round', 'triangle', 'square', 'diamond'], p=[0.4, 0.25, 0.25, 0.1])
+        corners = {'triangle': [(0.0, 1.0), (0.87, -0.5), (-0.87, -0.5)],
+                   'diamond': [(0.0, 1.0), (1.0, 0.0), (0.0, -1.0), (-1.0, 0.0)],
+                   'square': [(-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0)]}.get(kind)
+
+        def face(scale_x: float, scale_y: float) -> np.ndarray:
+            if corners is None:
+                return _ellipse_z(cam, x, centre_y, z, r * scale_x, r * scale_y, n=16)
+            return cam.project([(x + r * scale_x * a, centre_y + r * scale_y * b, z)
+                                for a, b in corners])
+
+        outline = face(1.0, 1.0)
+        inner = face(0.6, 0.3) if kind == 'square' else face(0.68, 0.68)
         white = _jitter(rng, (225, 225, 220), 6, (0.9, 1.05))
-        if kind == 'round':
-            outline = _ellipse_z(cam, x, centre_y, z, r, r, n=16)
-            inner = _ellipse_z(cam, x, centre_y, z, r * 0.72, r * 0.72, n=16)
-        elif kind == 'triangle':
-            corners = [(0.0, 1.0), (0.87, -0.5), (-0.87, -0.5)]
-            outline = cam.project([(x + r * a, centre_y + r * b, z) for a, b in corners])
-            inner = cam.project([(x + 0.6 * r * a, centre_y + 0.6 * r * b, z) for a, b in corners])
-        elif kind == 'diamond':
-            corners = [(0.0, 1.0), (1.0, 0.0), (0.0, -1.0), (-1.0, 0.0)]
-            outline = cam.project([(x + r * a, centre_y + r * b, z) for a, b in corners])
-            inner = cam.project([(x + 0.65 * r * a, centre_y + 0.65 * r * b, z) for a, b in corners])
-        else:
-            outline = _rect_z(cam, z, x - r, x + r, centre_y - r, centre_y + r)
-            inner = _rect_z(cam, z, x - 0.6 * r, x + 0.6 * r, centre_y - 0.3 * r, centre_y + 0.3 * r)
-        if kind == 'diamond':
+        if kind == 'diamond':  # priority road: yellow centre on white
             rim, centre = white, _jitter(rng, (230, 190, 40), 8)
-        elif kind == 'square' or rng.random() < 0.3:
+        elif kind == 'square' or rng.random() < 0.3:  # information or mandatory: blue
             rim, centre = _jitter(rng, (30, 70, 170), 10), white
-        else:
+        else:  # prohibition or warning: red rim
             rim, centre = _jitter(rng, (200, 30, 30), 10), white
         return self.shape('traffic sign', outline, rim, texture='flat', details=[(inner, centre)])
 
@@ -751,7 +756,8 @@ class _SceneBuilder:
             if rng.random() < 0.8:
                 width = rng.uniform(1.7, 1.9)
                 if self.reserve(x - width / 2, x + width / 2, z, z + length):
-                    self._add_vehicle('car', x, z, 1 if rng.random() < 0.7 else -1)
+                    direction = 1 if rng.random() < 0.7 else -1
+                    self._add_vehicle('car', x, z, direction, (width, length))
             z += length + rng.uniform(0.6, 3.0)
 
     def _try_vehicle(self, kind: str, min_z: float) -> None:
@@ -759,8 +765,9 @@ class _SceneBuilder:
         rng = self.rng
         for _ in range(8):
             centre, direction = self.lanes[rng.integers(len(self.lanes))]
-            if kind == 'train':  # trams run in the lane next to the divider
-                centre, direction = min(self.lanes, key=lambda lane: abs(lane[0] - 0.5))
+            if kind == 'train':  # trams run in the middle of the street
+                middle = (self.sides[-1].kerb + self.sides[1].kerb) / 2.0
+                centre, direction = min(self.lanes, key=lambda lane: abs(lane[0] - middle))
             z = min_z + 90.0 * rng.random() ** 1.6
             x = centre + rng.uniform(-0.3, 0.3)
             width, length = self._vehicle_size(kind)
@@ -818,8 +825,8 @@ class _SceneBuilder:
             elif kind in ('bus', 'train'):
                 details.append((_rect_x(cam, side_x, z0 + 0.6, z1 - 0.6, 1.1, height - 0.6), dark))
                 for door in np.arange(z0 + 2.5, z1 - 1.5, rng.uniform(5.0, 7.0)):
-                    details.append((_rect_x(cam, side_x, door, door + 1.2, 0.3, height - 0.5),
-                                     dark * 1.3))
+                    door_quad = _rect_x(cam, side_x, door, door + 1.2, 0.3, height - 0.5)
+                    details.append((door_quad, dark * 1.3))
             for wheel_z in (z0 + 0.9, z1 - 0.9):
                 details.append((_circle_x(cam, side_x, 0.34, wheel_z, 0.34), tyre))
         # The face towards the camera: rear when driving away, front when oncoming.
@@ -906,7 +913,8 @@ class _SceneBuilder:
             walkway = abs(side.sidewalk_end - side.kerb)
             x = side.kerb + side.sign * rng.uniform(0.6, max(walkway - 0.4, 0.7))
             for k in range(1 if rng.random() < 0.7 else rng.integers(2, 4)):
-                xk, zk = x + k * rng.uniform(0.4, 0.7), z + rng.uniform(-0.6, 0.6)
+                # Companions walk beside, away from the kerb.
+                xk, zk = x + side.sign * k * rng.uniform(0.4, 0.7), z + rng.uniform(-0.6, 0.6)
                 self.add(_OBJECTS, zk, self._human('person', xk, zk))
         for _ in range(rng.integers(0, 3)):
             side = self.sides[1 if rng.random() < 0.5 else -1]
@@ -967,7 +975,7 @@ class _SceneBuilder:
     # -- ego vehicle --------------------------------------------------------------------------
 
     def add_ego_vehicle(self) -> None:
-        """Adds the bonnet of the recording car at the bottom ('ego vehicle', ignored in training)."""
+        """Adds the bonnet of the recording car at the bottom ('ego vehicle': ignored label)."""
         rng, w, h = self.rng, self.width, self.height
         if rng.random() < 0.15:
             return
@@ -1033,8 +1041,8 @@ def _texture(rng: np.random.Generator, shape: _Shape, x0: int, y0: int, h: int, 
     if shape.texture == 'flat':
         gain = 1.0 + 0.03 * _smooth_noise(rng, h, w, 8 * grain)
     elif shape.texture == 'speckle':  # foliage: strong, fine, slightly hue-varying blotches
-        gain = 1.0 + 0.28 * _smooth_noise(rng, h, w, grain) + 0.12 * _smooth_noise(rng, h, w,
-                                                                                    5 * grain)
+        gain = (1.0 + 0.28 * _smooth_noise(rng, h, w, grain)
+                + 0.12 * _smooth_noise(rng, h, w, 5 * grain))
         colour = colour * (1.0 + 0.08 * _smooth_noise(rng, h, w, 2 * grain))[..., None]
     elif shape.texture == 'sky':
         gain = 1.0 + 0.015 * _smooth_noise(rng, h, w, 10 * grain)
@@ -1164,6 +1172,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
     try:
         with open(tmp, 'wb') as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # a crash must not leave a renamed but empty file
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -1271,7 +1281,8 @@ def generate_synthetic_cityscapes(out_dir: PathLike, num_train: int = 40, num_va
         ValueError: Invalid arguments, or ``out_dir`` holds other data and ``overwrite`` is false.
     """
     if num_train < 0 or num_val < 0:
-        raise ValueError(f'sample counts must be >= 0, got num_train={num_train}, num_val={num_val}')
+        raise ValueError(
+            f'sample counts must be >= 0, got num_train={num_train}, num_val={num_val}')
     if height < 16 or width < 16:
         raise ValueError(f'image size must be at least 16x16 pixels, got {height}x{width}')
     root = Path(out_dir)
@@ -1280,8 +1291,8 @@ def generate_synthetic_cityscapes(out_dir: PathLike, num_train: int = 40, num_va
               'num_train': int(num_train), 'num_val': int(num_val)}
     old = _check_manifest(root, params, overwrite)
     removed = _remove_stale_samples(root, old, params) if old and old != params else 0
-    root.mkdir(parents=True, exist_ok=True)
-    _atomic_write(root / MANIFEST_NAME, json.dumps(params, indent=2).encode('utf-8'))
+    if old != params:  # written before the samples, so an interrupted run can be resumed
+        _atomic_write(root / MANIFEST_NAME, json.dumps(params, indent=2).encode('utf-8'))
     removed += _remove_temp_files(root)
 
     written = skipped = 0
