@@ -253,3 +253,19 @@ def test_mmseg_reads_converted_set(converted):
         assert len(dataset) == count
         info = dataset.get_data_info(0)
         assert Path(info['seg_map_path']).is_file() and Path(info['img_path']).is_file()
+
+
+def test_conversion_writes_the_official_evaluation_ground_truth(converted):
+    """CityscapesMetric (cityscapesscripts) reads *_labelIds.png and *_instanceIds.png."""
+    from cityscapesscripts.helpers.labels import id2label
+    for train_ids_path in _labels(converted):
+        stem = str(train_ids_path)[:-len('_labelTrainIds.png')]
+        with Image.open(train_ids_path) as image:
+            train_ids = np.array(image)
+        with Image.open(stem + '_labelIds.png') as image:
+            label_ids = np.array(image)
+        with Image.open(stem + '_instanceIds.png') as image:
+            assert image.size == (WIDTH, HEIGHT)
+        mapped = np.vectorize(lambda i: id2label[int(i)].trainId)(label_ids)
+        mapped[mapped < 0] = IGNORE  # ids without a train id
+        assert np.array_equal(mapped, train_ids)

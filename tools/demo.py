@@ -93,13 +93,13 @@ def train_and_test(name: str, args: argparse.Namespace, data_root: str,
     train_seconds = time.time() - start
     with open(osp.join(REPO, work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
-    show_dir = 'vis'
+    show_dir = osp.join(work_dir, 'vis')
     run([sys.executable, 'tools/test.py', args.config, checkpoint, '--work-dir',
          osp.join(work_dir, 'test'), '--show-dir', show_dir, '--cfg-options', *options])
     metrics = latest_metrics(osp.join(REPO, work_dir, 'test'))
     return dict(name=name, miou=float(metrics['mIoU']), aacc=float(metrics['aAcc']),
                 train_seconds=train_seconds, work_dir=work_dir, checkpoint=checkpoint,
-                show_dir=osp.join(work_dir, 'test', '<timestamp>', show_dir))
+                show_dir=osp.join(show_dir, 'vis_data', 'vis_image'))
 
 
 def main() -> None:

@@ -24,6 +24,11 @@ from typing import Optional, Union
 
 POLYGON_SUFFIX = '_gtFine_polygons.json'
 LABEL_SUFFIX = '_gtFine_labelTrainIds.png'
+#: The id images the official evaluation (mmseg's CityscapesMetric, cityscapesscripts' evalPixel
+#: LevelSemanticLabeling) compares predictions with: ``(suffix, rasteriser, encoding)``. The
+#: official download ships them; they are written only where missing (e.g. a synthetic set).
+EVALUATION_OUTPUTS = (('_gtFine_labelIds.png', 'label', 'ids'),
+                      ('_gtFine_instanceIds.png', 'instance', 'ids'))
 _TEMP_SUFFIX = '.tmp.png'  # ends in .png so that PIL picks the PNG encoder from the name
 
 PathLike = Union[str, os.PathLike]
@@ -92,7 +97,7 @@ def remove_temp_files(data_root: PathLike) -> int:
         The number of files removed.
     """
     removed = 0
-    for tmp in (Path(data_root) / 'gtFine').rglob(f'.*{LABEL_SUFFIX[:-4]}{_TEMP_SUFFIX}'):
+    for tmp in (Path(data_root) / 'gtFine').rglob(f'.*_gtFine_*{_TEMP_SUFFIX}'):
         tmp.unlink()
         removed += 1
     return removed
@@ -159,7 +164,7 @@ def _fsync(path: Path) -> None:
 
 
 def convert_one(json_path: PathLike, force: bool = False) -> tuple:
-    """Converts one polygon JSON to its ``labelTrainIds`` PNG (atomically).
+    """Converts one polygon JSON to its ``labelTrainIds`` PNG (and missing id images), atomically.
 
     If the JSON is broken, an existing older label is left untouched (and the failure reported).
 
@@ -171,20 +176,30 @@ def convert_one(json_path: PathLike, force: bool = False) -> tuple:
         ``(status, json_path, message)`` with status ``'converted'``, ``'skipped'`` or
         ``'failed'``; the message explains a failure.
     """
+    from cityscapesscripts.preparation.json2instanceImg import json2instanceImg
     from cityscapesscripts.preparation.json2labelImg import json2labelImg
 
     json_path = Path(json_path)
     label_path = label_path_for(json_path)
-    if not force and _is_up_to_date(label_path, json_path):
+    stem = json_path.name[:-len(POLYGON_SUFFIX)]
+    missing_eval = [(json_path.with_name(stem + suffix), kind, encoding)
+                    for suffix, kind, encoding in EVALUATION_OUTPUTS
+                    if force or not json_path.with_name(stem + suffix).exists()]
+    if not force and not missing_eval and _is_up_to_date(label_path, json_path):
         return 'skipped', str(json_path), ''
-    tmp = temp_path_for(label_path)
+    rasterise = dict(label=json2labelImg, instance=json2instanceImg)
+    outputs = [(label_path, 'label', 'trainIds')] + missing_eval
+    tmp = None
     try:
         _check_polygon_json(json_path)
-        json2labelImg(str(json_path), str(tmp), 'trainIds')
-        _fsync(tmp)  # so that a crash cannot leave a renamed but empty label
-        os.replace(tmp, label_path)
+        for out_path, kind, encoding in outputs:
+            tmp = temp_path_for(out_path)
+            rasterise[kind](str(json_path), str(tmp), encoding)
+            _fsync(tmp)  # so that a crash cannot leave a renamed but empty label
+            os.replace(tmp, out_path)
     except (Exception, SystemExit) as exc:  # cityscapesscripts calls sys.exit() on some errors
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         message = str(exc) or type(exc).__name__
         return 'failed', str(json_path), message
     return 'converted', str(json_path), ''

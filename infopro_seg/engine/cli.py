@@ -67,10 +67,12 @@ def check_data_roots(cfg: Config, loaders: List[str]) -> None:
 
 
 def run_cli(main: Callable[[], None]) -> None:
-    """Run a tool's main(), turning :class:`UsageError` into a message and exit code 2."""
+    """Run a tool's main(), turning bad input (:class:`UsageError`, an unusable checkpoint) into
+    a one-line message and exit code 2."""
+    from .checkpoint import CheckpointError
     try:
         main()
-    except UsageError as error:
+    except (UsageError, CheckpointError) as error:
         print(f'error: {error}', file=sys.stderr)
         sys.exit(2)
 

@@ -1,0 +1,111 @@
+"""tools/train.py, tools/test.py and tools/publish_model.py as a user runs them (subprocesses)."""
+import glob
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.runner.checkpoint import _load_checkpoint
+
+from infopro_seg.datasets import generate_synthetic_cityscapes
+from infopro_seg.datasets.cityscapes_conversion import convert_cityscapes
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY_CONFIG = """
+_base_ = '{repo}/configs/demo/deeplabv3_r18_infopro_synthetic.py'
+data_root = '{data_root}'
+model = dict(backbone=dict(base_channels=8, stem_channels=16),
+             decode_head=dict(in_channels=64, channels=16),
+             auxiliary_head=dict(in_channels=32, channels=8),
+             local_heads=dict(reconstruction=dict(channels=(8, 8, 4)), classifier=dict(channels=8)))
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                        dataset=dict(data_root=data_root))
+val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+train_cfg = dict(max_iters=2, val_interval=100)
+param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=4, by_epoch=False)]
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2))
+"""
+
+
+def run_tool(*args, cwd=REPO):
+    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.fixture(scope='module')
+def tiny_setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp('tools')
+    data_root = root / 'cityscapes'
+    generate_synthetic_cityscapes(data_root, num_train=4, num_val=2, height=64, width=128)
+    convert_cityscapes(data_root, nproc=1, progress=False)
+    config = root / 'tiny_infopro.py'
+    config.write_text(TINY_CONFIG.format(repo=REPO, data_root=data_root))
+    return root, config
+
+
+@pytest.mark.timeout(600)
+def test_train_resume_test_round_trip(tiny_setup):
+    root, config = tiny_setup
+    work_dir = root / 'work'
+    first = run_tool('tools/train.py', config, '--work-dir', work_dir)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (work_dir / 'iter_2.pth').exists()
+    assert 'm1.loss_recon' in first.stdout + first.stderr  # every module's losses are logged
+
+    resumed = run_tool('tools/train.py', config, '--work-dir', work_dir, '--resume',
+                       '--cfg-options', 'train_cfg.max_iters=4')
+    log = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, log[-3000:]
+    assert 'resumed epoch: 0, iter: 2' in log
+    assert 'Iter(train) [3/4]' in log and 'Iter(train) [1/4]' not in log
+    state = _load_checkpoint(str(work_dir / 'iter_4.pth'), map_location='cpu')
+    assert state['meta']['iter'] == 4 and 'optimizer' in state
+
+    show_dir = root / 'vis'
+    tested = run_tool('tools/test.py', config, work_dir / 'iter_4.pth', '--work-dir',
+                      root / 'test', '--show-dir', show_dir)
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    assert 'mIoU' in tested.stdout + tested.stderr
+    assert len(glob.glob(str(show_dir / '**' / '*.png'), recursive=True)) == 2
+
+    out_dir = root / 'cityscapes_results'
+    official = run_tool('tools/test.py', config, work_dir / 'iter_4.pth', '--work-dir',
+                        root / 'test_official', '--out', out_dir, '--cfg-options',
+                        'test_evaluator.type=CityscapesMetric',
+                        f'test_evaluator.output_dir={out_dir}')
+    assert official.returncode == 0, official.stderr[-3000:]
+    assert 'averageScoreCategories' in official.stdout + official.stderr
+    assert len(list(out_dir.glob('*_leftImg8bit.png'))) == 2  # benchmark-server export
+
+    published = run_tool('tools/publish_model.py', work_dir / 'iter_4.pth', root / 'model.pth')
+    assert published.returncode == 0, published.stderr
+    path = glob.glob(str(root / 'model-*.pth'))[0]
+    state = torch.load(path, weights_only=True)['state_dict']
+    assert state and not any(key.startswith('local_heads.') for key in state)
+
+
+def test_missing_data_root_is_a_clear_error(tiny_setup, tmp_path):
+    _, config = tiny_setup
+    missing = tmp_path / 'nowhere'
+    result = run_tool('tools/train.py', config, '--work-dir', tmp_path / 'w', '--cfg-options',
+                      f'train_dataloader.dataset.data_root={missing}')
+    assert result.returncode == 2
+    assert f'{missing}/leftImg8bit/train not found' in result.stderr
+    assert 'tools/convert_cityscapes.py' in result.stderr
+    assert 'Traceback' not in result.stderr
+
+
+def test_missing_config_and_corrupt_checkpoint_are_clear_errors(tiny_setup, tmp_path):
+    _, config = tiny_setup
+    result = run_tool('tools/train.py', tmp_path / 'nope.py')
+    assert result.returncode == 2 and 'config file' in result.stderr and 'not found' in \
+        result.stderr
+    broken = tmp_path / 'iter_9.pth'
+    broken.write_bytes(b'PK\x03\x04 truncated')
+    result = run_tool('tools/test.py', config, broken, '--work-dir', tmp_path / 't')
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f'checkpoint {broken} is corrupt' in result.stderr
+    assert 'Traceback' not in result.stderr
