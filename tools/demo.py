@@ -1,7 +1,8 @@
 """The embedded default job: data -> InfoPro training -> evaluation, on one command.
 
 1. Data: ``--data-root`` if given; else real Cityscapes in ``data/cityscapes`` if it is there;
-   else a synthetic Cityscapes-format set generated into ``data/synthetic_cityscapes``.
+   else ``data/synthetic_cityscapes``. Where the folder has no images yet, a synthetic
+   Cityscapes-format set is generated into it.
    Polygon labels are converted to ``*_labelTrainIds.png`` (idempotent).
 2. Train the small InfoPro DeepLab-V3 of ``configs/demo/`` with tools/train.py.
 3. Evaluate the final checkpoint with tools/test.py (mIoU, visualised predictions).
@@ -26,7 +27,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--config', default=DEFAULT_CONFIG)
     parser.add_argument('--data-root', help='Cityscapes-format data (default: data/cityscapes '
-                        'if present, else a generated set in data/synthetic_cityscapes)')
+                        'if present, else data/synthetic_cityscapes); a folder without '
+                        'leftImg8bit/ gets a generated synthetic set')
     parser.add_argument('--iters', type=int, default=None, help='training iterations '
                         '(default: the config\'s)')
     parser.add_argument('--work-dir', default='work_dirs/demo')
@@ -42,17 +44,17 @@ def prepare_data(args: argparse.Namespace) -> str:
     from infopro_seg.datasets import generate_synthetic_cityscapes
     from infopro_seg.datasets.cityscapes_conversion import convert_cityscapes
     data_root = args.data_root
+    real = osp.join(REPO, 'data', 'cityscapes')
     if data_root is None:
-        real = osp.join(REPO, 'data', 'cityscapes')
-        if osp.isdir(osp.join(real, 'leftImg8bit')) and osp.isdir(osp.join(real, 'gtFine')):
-            data_root = real
-            print(f'[demo] using the Cityscapes data in {real}')
-        else:
-            data_root = osp.join(REPO, 'data', 'synthetic_cityscapes')
-            summary = generate_synthetic_cityscapes(data_root, num_train=args.num_train,
-                                                    num_val=args.num_val)
-            print(f"[demo] synthetic Cityscapes in {data_root}: {summary['written']} generated, "
-                  f"{summary['skipped']} already there")
+        has_real = osp.isdir(osp.join(real, 'leftImg8bit')) and osp.isdir(osp.join(real, 'gtFine'))
+        data_root = real if has_real else osp.join(REPO, 'data', 'synthetic_cityscapes')
+    if osp.isdir(osp.join(data_root, 'leftImg8bit')):
+        print(f'[demo] using the Cityscapes-format data in {data_root}')
+    else:
+        summary = generate_synthetic_cityscapes(data_root, num_train=args.num_train,
+                                                num_val=args.num_val)
+        print(f"[demo] no Cityscapes data in {data_root}: generated a synthetic set there "
+              f"({summary['written']} images)")
     result = convert_cityscapes(data_root, progress=False)
     print(f"[demo] labels: converted {result['converted']}, skipped {result['skipped']}, "
           f"failed {result['failed']}")
