@@ -19,3 +19,6 @@ model = dict(
     # (lambda1 recon, lambda2 task) per local module: the paper's batch-8, 512x1024 setting.
     local_loss_weights=[(1.5, 1.0)])
 
+
+# Multi-GPU runs: one DDP per local module, each all-reduced once per iteration (docs/multi_gpu.md).
+model_wrapper_cfg = dict(type='InfoProDistributedDataParallel')
