@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from infopro_seg.datasets.cityscapes_conversion import (CityscapesLayoutError, convert_cityscapes,
-                                                        label_path_for, temp_path_for)
+                                                        label_path_for)
 from infopro_seg.datasets.synthetic_cityscapes import (SPLIT_CITIES,
                                                        generate_synthetic_cityscapes)
 
@@ -184,7 +184,7 @@ def test_interrupted_conversion_resumes(converted_copy):
     labels = _labels(converted_copy)
     lost = labels[2]
     lost.unlink()
-    stale = temp_path_for(lost)
+    stale = lost.with_name(f'.{lost.name}.x1y2z3.tmp.png')  # the name atomic_path gives
     stale.write_bytes(b'\x89PNG half written')  # what a killed worker leaves behind
     truncated = labels[4]
     truncated.write_bytes(truncated.read_bytes()[:40])  # newer than its JSON but unreadable

@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Union
 
+from ..utils.atomic import atomic_path, remove_temp_files
+
 POLYGON_SUFFIX = '_gtFine_polygons.json'
 LABEL_SUFFIX = '_gtFine_labelTrainIds.png'
 #: The id images the official evaluation (mmseg's CityscapesMetric, cityscapesscripts' evalPixel
@@ -29,7 +31,6 @@ LABEL_SUFFIX = '_gtFine_labelTrainIds.png'
 #: official download ships them; they are written only where missing (e.g. a synthetic set).
 EVALUATION_OUTPUTS = (('_gtFine_labelIds.png', 'label', 'ids'),
                       ('_gtFine_instanceIds.png', 'instance', 'ids'))
-_TEMP_SUFFIX = '.tmp.png'  # ends in .png so that PIL picks the PNG encoder from the name
 
 PathLike = Union[str, os.PathLike]
 
@@ -48,12 +49,6 @@ def label_path_for(json_path: PathLike) -> Path:
     """Returns the ``_gtFine_labelTrainIds.png`` path that belongs to a polygon JSON."""
     path = Path(json_path)
     return path.with_name(path.name[:-len(POLYGON_SUFFIX)] + LABEL_SUFFIX)
-
-
-def temp_path_for(label_path: PathLike) -> Path:
-    """Returns the hidden temporary path a label is written to before it is renamed."""
-    path = Path(label_path)
-    return path.with_name(f'.{path.stem}{_TEMP_SUFFIX}')
 
 
 def find_polygon_files(data_root: PathLike) -> list:
@@ -88,19 +83,6 @@ def find_polygon_files(data_root: PathLike) -> list:
             f"no '*{POLYGON_SUFFIX}' files found under '{root / 'gtFine'}'. Expected layout:\n"
             f'{_LAYOUT.format(root=root)}\n{_HOW_TO_GET}')
     return files
-
-
-def remove_temp_files(data_root: PathLike) -> int:
-    """Deletes the temporary label files an interrupted conversion left behind.
-
-    Returns:
-        The number of files removed.
-    """
-    removed = 0
-    for tmp in (Path(data_root) / 'gtFine').rglob(f'.*_gtFine_*{_TEMP_SUFFIX}'):
-        tmp.unlink()
-        removed += 1
-    return removed
 
 
 def _is_up_to_date(label_path: Path, json_path: Path) -> bool:
@@ -154,15 +136,6 @@ def _check_polygon_json(json_path: Path) -> None:
                 raise ValueError(f'object {index} ({label}) has a malformed point {point!r}')
 
 
-def _fsync(path: Path) -> None:
-    """Flushes a file written by another library to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def convert_one(json_path: PathLike, force: bool = False) -> tuple:
     """Converts one polygon JSON to its ``labelTrainIds`` PNG (and missing id images), atomically.
 
@@ -189,17 +162,12 @@ def convert_one(json_path: PathLike, force: bool = False) -> tuple:
         return 'skipped', str(json_path), ''
     rasterise = dict(label=json2labelImg, instance=json2instanceImg)
     outputs = [(label_path, 'label', 'trainIds')] + missing_eval
-    tmp = None
     try:
         _check_polygon_json(json_path)
         for out_path, kind, encoding in outputs:
-            tmp = temp_path_for(out_path)
-            rasterise[kind](str(json_path), str(tmp), encoding)
-            _fsync(tmp)  # so that a crash cannot leave a renamed but empty label
-            os.replace(tmp, out_path)
+            with atomic_path(out_path) as tmp:
+                rasterise[kind](str(json_path), tmp, encoding)
     except (Exception, SystemExit) as exc:  # cityscapesscripts calls sys.exit() on some errors
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
         message = str(exc) or type(exc).__name__
         return 'failed', str(json_path), message
     return 'converted', str(json_path), ''
@@ -274,7 +242,7 @@ def convert_cityscapes(data_root: PathLike, nproc: Optional[int] = None, force: 
     if nproc < 1:
         raise ValueError(f'nproc must be at least 1, got {nproc}')
     files = find_polygon_files(data_root)
-    removed = remove_temp_files(data_root)
+    removed = remove_temp_files(Path(data_root) / 'gtFine')
     tasks = [(str(path), force) for path in files]
     counts = {'converted': 0, 'skipped': 0, 'failed': 0}
     failures = []

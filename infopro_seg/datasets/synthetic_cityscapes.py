@@ -28,6 +28,8 @@ from typing import Iterable, Optional, Sequence, Union
 import cv2
 import numpy as np
 
+from ..utils.atomic import atomic_write_bytes, remove_temp_files
+
 SPLIT_CITIES = {'train': ('aachen', 'bremen'), 'val': ('frankfurt', 'lindau')}
 FRAME_ID = 19  # the annotated frame of every real Cityscapes snippet is frame 000019
 IMG_SUFFIX = '_leftImg8bit.png'
@@ -1161,41 +1163,12 @@ def _sample_paths(root: Path, split: str, city: str, stem: str) -> tuple:
             root / 'gtFine' / split / city / f'{stem}{POLYGON_SUFFIX}')
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Writes ``data`` to a hidden temporary file next to ``path`` and renames it into place.
-
-    The rename is atomic, so an interrupted run never leaves a truncated file under the final
-    name (which the skip logic would otherwise take for a finished one).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    try:
-        with open(tmp, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())  # a crash must not leave a renamed but empty file
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _encode_png(image: np.ndarray) -> bytes:
     """Encodes an RGB image as PNG bytes."""
     ok, buffer = cv2.imencode('.png', cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError('OpenCV could not encode a PNG image')
     return buffer.tobytes()
-
-
-def _remove_temp_files(root: Path) -> int:
-    """Deletes temporary files left behind by an interrupted run; returns how many."""
-    removed = 0
-    for folder, suffix in (('leftImg8bit', IMG_SUFFIX), ('gtFine', POLYGON_SUFFIX)):
-        for tmp in (root / folder).glob(f'*/*/.*{suffix}.*.tmp'):
-            tmp.unlink()
-            removed += 1
-    return removed
 
 
 def _check_manifest(root: Path, params: dict, overwrite: bool) -> Optional[dict]:
@@ -1292,8 +1265,8 @@ def generate_synthetic_cityscapes(out_dir: PathLike, num_train: int = 40, num_va
     old = _check_manifest(root, params, overwrite)
     removed = _remove_stale_samples(root, old, params) if old and old != params else 0
     if old != params:  # written before the samples, so an interrupted run can be resumed
-        _atomic_write(root / MANIFEST_NAME, json.dumps(params, indent=2).encode('utf-8'))
-    removed += _remove_temp_files(root)
+        atomic_write_bytes(json.dumps(params, indent=2).encode('utf-8'), root / MANIFEST_NAME)
+    removed += sum(remove_temp_files(root / folder) for folder in ('leftImg8bit', 'gtFine'))
 
     written = skipped = 0
     images, annotations = [], []
@@ -1310,9 +1283,9 @@ def generate_synthetic_cityscapes(out_dir: PathLike, num_train: int = 40, num_va
                                                        width)
             if json_path in missing:
                 text = json.dumps(annotation, separators=(',', ':'))
-                _atomic_write(json_path, text.encode('utf-8'))
+                atomic_write_bytes(text.encode('utf-8'), json_path)
             if image_path in missing:
-                _atomic_write(image_path, _encode_png(image))
+                atomic_write_bytes(_encode_png(image), image_path)
             written += 1
     return {'out_dir': str(root), 'num_train': num_train, 'num_val': num_val, 'height': height,
             'width': width, 'seed': seed, 'written': written, 'skipped': skipped,
