@@ -244,3 +244,33 @@ def test_missing_head_config_fails_clearly():
     cfg['local_heads']['reconstruction'] = None
     with pytest.raises(ValueError, match='no reconstruction head config'):
         build_model(cfg)
+
+
+class _RecordingSync(torch.nn.Module):
+    """A local module with a DDP-like ``no_sync`` that records when it is entered."""
+
+    def __init__(self, module, log):
+        super().__init__()
+        self.module, self.log = module, log
+
+    def forward(self, *args):
+        self.log.append('forward')
+        return self.module(*args)
+
+    def no_sync(self):
+        import contextlib
+        self.log.append('no_sync')
+        return contextlib.nullcontext()
+
+
+def test_every_module_skips_sync_exactly_on_accumulating_iterations():
+    model = build_model(tiny_deeplab_cfg(split_points=['layer1.1', 'layer3.0'], norm='GN'))
+    wrapper = sgd_wrapper(model, accumulative_counts=2)
+    logs = [[] for _ in range(3)]
+    for iteration in range(2):
+        for log in logs:
+            log.clear()
+        modules = [_RecordingSync(m, log) for m, log in zip(model.local_modules(), logs)]
+        model.train_step(make_batch(), wrapper, local_modules=modules)
+        expected = ['no_sync', 'forward'] if iteration == 0 else ['forward']
+        assert logs == [expected] * 3, (iteration, logs)

@@ -59,7 +59,8 @@ class InfoProResNet(ResNet):
 
     Args:
         split_points: Where to cut (see :mod:`infopro_seg.models.splits`), e.g. ``['layer3.12']``
-            or a preset name. Empty: one module, i.e. end-to-end training.
+            or a preset name. Empty: one module, i.e. end-to-end training. ``'auto'`` is
+            resolved by the segmentor (``model.split_planner``) before the backbone is built.
         variant: ``'ResNet'``, ``'ResNetV1c'`` (deep stem, as mmseg's DeepLab-V3) or
             ``'ResNetV1d'`` (deep stem, average-pool down-sampling).
         **kwargs: mmseg ``ResNet`` arguments (depth, dilations, strides, norm_cfg, ...).
@@ -72,6 +73,10 @@ class InfoProResNet(ResNet):
         if variant not in RESNET_VARIANTS:
             raise ValueError(f'unknown ResNet variant {variant!r}; choose one of '
                              f'{sorted(RESNET_VARIANTS)}')
+        if isinstance(split_points, str) and split_points == 'auto':
+            raise ValueError("split_points='auto' is resolved by InfoProEncoderDecoder from "
+                             'model.split_planner (see infopro_seg.models.planner); a backbone '
+                             'built on its own needs explicit split points')
         super().__init__(**{**RESNET_VARIANTS[variant], **kwargs})
         self.variant = variant
         self.unit_names = self._unit_names()

@@ -1,4 +1,5 @@
 """The InfoPro segmentor: mmseg's EncoderDecoder trained module by module (the local step)."""
+import logging
 from collections import OrderedDict
 from contextlib import nullcontext
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
@@ -44,6 +45,11 @@ class InfoProEncoderDecoder(EncoderDecoder):
         local_loss_weights: ``(lambda1, lambda2)`` per local module, one pair for all, or
             ``dict(first=..., last=...)`` for a linear schedule. A weight of 0 drops that head
             (``lambda1=0`` is the greedy supervised baseline).
+        split_planner: With ``backbone.split_points='auto'``: how to choose the cuts, e.g.
+            ``dict(num_modules=2, crop_size=(512, 1024), batch_size=2)`` or
+            ``dict(budget_gb=8, ...)`` (see :func:`infopro_seg.models.planner.plan_for_segmentor`).
+            The plan is made when the model is built (on the meta device: no memory, seconds),
+            logged, and kept as ``self.split_plan``.
         **kwargs: Any other EncoderDecoder argument (auxiliary_head, train_cfg, test_cfg,
             data_preprocessor, pretrained, init_cfg).
     """
@@ -53,8 +59,25 @@ class InfoProEncoderDecoder(EncoderDecoder):
                  decode_head: dict,
                  local_heads: Optional[dict] = None,
                  local_loss_weights: Union[Sequence, dict] = ((1.0, 1.0), ),
+                 split_planner: Optional[dict] = None,
                  **kwargs):
+        split_plan = None
+        if isinstance(backbone.get('split_points'), str) and backbone['split_points'] == 'auto':
+            # Resolve the cuts before anything is built: the backbone and the local heads (whose
+            # channels depend on where the cuts fall) are then built as for explicit points.
+            from ..planner import plan_for_segmentor
+            split_plan = plan_for_segmentor(
+                split_planner, backbone=backbone, decode_head=decode_head, local_heads=local_heads,
+                local_loss_weights=local_loss_weights, **kwargs)
+            backbone = {**backbone, 'split_points': split_plan.split_points}
         super().__init__(backbone=backbone, decode_head=decode_head, **kwargs)
+        if split_planner is not None and split_plan is None:
+            # E.g. a config that inherits an 'auto' config but sets explicit points.
+            print_log("model.split_planner is ignored: backbone.split_points is not 'auto'",
+                      logger='current', level=logging.WARNING)
+        self.split_plan = split_plan
+        if split_plan is not None:
+            print_log(f'InfoPro split planner chose:\n{split_plan.describe()}', logger='current')
         if not isinstance(self.backbone, InfoProResNet):
             raise TypeError('InfoProEncoderDecoder needs an InfoProResNet backbone (it knows the '
                             f'split points), got {type(self.backbone).__name__}')
@@ -202,9 +225,15 @@ class InfoProEncoderDecoder(EncoderDecoder):
             data = self.data_preprocessor(data, True)
         modules = self.local_modules() if local_modules is None else local_modules
         start_count = optim_wrapper.inner_count
+
+        def module_context(module: nn.Module):
+            # Every module decides sync / no-sync (and the loss scale) at the iteration's count.
+            optim_wrapper._inner_count = start_count
+            return optim_wrapper.optim_context(module)
+
         log_vars = OrderedDict(loss=0.)
         for losses in self._run_local_modules(data['inputs'], data['data_samples'], modules,
-                                              optim_wrapper.optim_context):
+                                              module_context):
             loss, module_vars = self.parse_losses(losses)
             optim_wrapper._inner_count = start_count
             optim_wrapper.backward(optim_wrapper.scale_loss(loss))  # frees this module's graph

@@ -1,0 +1,223 @@
+"""The memory benchmark tool, the split planner (InfoPro*) and ``split_points='auto'``."""
+import csv
+import importlib.util
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.optim import OptimWrapper
+
+from conftest import REPO, build_model, make_batch, tiny_deeplab_cfg
+from infopro_seg.models.planner import (SavedBytesMeter, evaluate_cuts, fit_budget,
+                                        meta_safe_accuracy, naive_cuts, plan_splits,
+                                        profile_model)
+from infopro_seg.utils import SavedTensorMeter
+
+BENCHMARK = os.path.join(REPO, 'tools', 'analysis_tools', 'benchmark_memory.py')
+PLAN_SPLITS = os.path.join(REPO, 'tools', 'analysis_tools', 'plan_splits.py')
+
+# A tiny InfoPro DeepLab-V3 (ResNetV1c-50 layout, 8 base channels) as a config file. SyncBN and a
+# pretrained checkpoint on purpose: the benchmark must swap in BN and skip the download.
+TINY_CONFIG = """
+custom_imports = dict(imports=['infopro_seg'], allow_failed_imports=False)
+default_scope = 'mmseg'
+crop_size = (96, 96)
+norm_cfg = dict(type='SyncBN', requires_grad=True)
+model = dict(
+    type='InfoProEncoderDecoder',
+    data_preprocessor=dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
+                           std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0,
+                           seg_pad_val=255, size=crop_size),
+    pretrained='open-mmlab://resnet50_v1c',
+    backbone=dict(type='InfoProResNet', variant='ResNetV1c', depth=50, stem_channels=16,
+                  base_channels=8, out_indices=(0, 1, 2, 3), dilations=(1, 1, 2, 4),
+                  strides=(1, 2, 1, 1), norm_cfg=norm_cfg, norm_eval=False,
+                  contract_dilation=True, split_points=['layer3.1']),
+    decode_head=dict(type='ASPPHead', in_channels=256, in_index=3, channels=16,
+                     dilations=(1, 2, 3, 4), dropout_ratio=0.1, num_classes=4,
+                     norm_cfg=norm_cfg, align_corners=False,
+                     loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
+    auxiliary_head=dict(type='FCNHead', in_channels=128, in_index=2, channels=8, num_convs=1,
+                        concat_input=False, dropout_ratio=0.1, num_classes=4,
+                        norm_cfg=norm_cfg, align_corners=False,
+                        loss_decode=dict(type='CrossEntropyLoss', loss_weight=0.4)),
+    local_heads=dict(reconstruction=dict(type='ReconstructionHead', channels=(16, 8, 4)),
+                     classifier=dict(type='LocalClassifierHead', channels=16)),
+    local_loss_weights=[(1.5, 1.0)],
+    train_cfg=dict(), test_cfg=dict(mode='whole'))
+optim_wrapper = dict(type='OptimWrapper',
+                     optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0005))
+"""
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    path = tmp_path / 'tiny_infopro_deeplab.py'
+    path.write_text(TINY_CONFIG)
+    return str(path)
+
+
+def _load_tool(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(args, timeout=240):
+    env = dict(os.environ, PYTHONWARNINGS='ignore')
+    return subprocess.run([sys.executable] + args, cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def test_benchmark_tool_writes_one_row_per_method_and_memory_falls_with_k(tiny_config,
+                                                                         tmp_path):
+    out = tmp_path / 'bench'
+    methods = ['e2e', 'infopro-k2', 'infopro-k4']
+    proc = _run([BENCHMARK, tiny_config, '--crop', '96', '96', '--batch', '2', '--iters', '2',
+                 '--methods', *methods, '--device', 'cpu', '--out', str(out)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'peak / E2E' in proc.stdout and 'CPU peak =' in proc.stdout  # table and footer
+    assert 'iteration 2/2' in proc.stderr  # progress
+    with open(out / 'results.csv') as f:
+        rows = list(csv.DictReader(f))
+    with open(out / 'results.json') as f:
+        data = json.load(f)
+    assert [r['method'] for r in rows] == methods
+    assert [r['method'] for r in data['rows']] == methods
+    assert (out / 'memory_vs_crop.png').stat().st_size > 0
+    by_method = {r['method']: r for r in data['rows']}
+    for row in data['rows']:
+        assert row['figure'] == 'measured'
+        assert row['time_s'] > 0 and len(row['times_s']) == 2
+        # The meta-device estimate is the same accounting as the CPU measurement.
+        assert row['estimated_peak_mb'] == pytest.approx(row['peak_mb'], abs=0.15)
+    peaks = [by_method[m]['peak_mb'] for m in methods]
+    activations = [by_method[m]['activations_mb'] for m in methods]
+    assert peaks[0] > peaks[1] > peaks[2], peaks
+    assert activations[0] > activations[1] > activations[2], activations
+    assert by_method['e2e']['peak_vs_e2e'] == 1.0
+    assert by_method['infopro-k2']['split_points'] == ['layer3.1']  # the config's own cut
+    assert len(by_method['infopro-k4']['split_points']) == 3  # planned for K=4
+
+
+def test_method_names_parse():
+    tool = _load_tool(BENCHMARK, 'benchmark_memory')
+    assert tool.parse_method('e2e') == ('e2e', 1, False)
+    assert tool.parse_method('amp') == ('e2e', 1, True)
+    assert tool.parse_method('with_cp') == ('with_cp', 1, False)
+    assert tool.parse_method('infopro-k3+amp') == ('infopro', 3, True)
+    with pytest.raises(ValueError, match='unknown method'):
+        tool.parse_method('infopro')
+
+
+@pytest.mark.parametrize('depth', [18, 50])
+def test_planner_predicts_the_local_step_peak_exactly(depth):
+    """Planned module costs equal the saved-for-backward peak of a real InfoPro step."""
+    profile = profile_model(tiny_deeplab_cfg(split_points=[], depth=depth), (96, 64), 2)
+    for cuts in ([], [2], [profile.num_units // 2], naive_cuts(profile.num_units, 3),
+                 plan_splits(profile, 4).cuts):
+        plan = evaluate_cuts(profile, cuts)
+        model = build_model(tiny_deeplab_cfg(split_points=plan.split_points, depth=depth))
+        with SavedTensorMeter() as meter:
+            model.train_step(make_batch(2, 96, 64),
+                             OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
+        assert plan.peak_bytes == meter.peak_bytes, plan.split_points
+
+
+def test_balanced_splits_beat_evenly_spaced_ones_and_are_optimal():
+    profile = profile_model(tiny_deeplab_cfg(split_points=[], depth=50), (128, 128), 2)
+    n = profile.num_units
+    for k in (2, 3, 4):
+        balanced = plan_splits(profile, k)
+        naive = evaluate_cuts(profile, naive_cuts(n, k))
+        assert balanced.peak_bytes < naive.peak_bytes, (k, balanced.split_points)
+        exhaustive = min(evaluate_cuts(profile, list(cuts)).peak_bytes
+                         for cuts in itertools.combinations(range(n - 1), k - 1))
+        assert balanced.peak_bytes == exhaustive
+    assert plan_splits(profile, 4).peak_bytes < plan_splits(profile, 2).peak_bytes
+
+
+def test_meta_device_accounting_equals_the_cpu_measurement():
+    cfg = tiny_deeplab_cfg(split_points=['layer2.1'], depth=50)
+    batch = make_batch(2, 96, 96)
+    model = build_model(cfg)
+    with SavedTensorMeter() as cpu:
+        model.train_step(batch, OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
+    from mmengine.config import ConfigDict
+    from mmseg.registry import MODELS
+    with torch.device('meta'):
+        meta_model = MODELS.build(ConfigDict(cfg))  # no init_weights: there is no data
+    meta_model.to('meta')  # also points the data preprocessor at the meta device
+    meta_batch = dict(inputs=[x.to('meta') for x in batch['inputs']],
+                      data_samples=[s.to('meta') for s in batch['data_samples']])
+    with meta_safe_accuracy(), SavedBytesMeter() as meta:
+        meta_model.train_step(meta_batch,
+                              OptimWrapper(torch.optim.SGD(meta_model.parameters(), lr=0.1)))
+    assert meta.peak_saved_bytes == cpu.peak_bytes
+
+
+def test_budget_search_and_a_budget_too_small(tiny_config):
+    profile = profile_model(tiny_deeplab_cfg(split_points=[], depth=50), (128, 128), 2)
+    e2e = plan_splits(profile, 1)
+    plan, _ = fit_budget(profile, e2e.peak_with_state_bytes)
+    assert plan.num_modules == 1
+    plan, _ = fit_budget(profile, e2e.peak_with_state_bytes - 1)
+    assert plan.num_modules > 1 and plan.peak_with_state_bytes < e2e.peak_with_state_bytes
+    plan, best = fit_budget(profile, 1024)
+    assert plan is None and best.peak_with_state_bytes > 1024
+
+    proc = _run([PLAN_SPLITS, tiny_config, '--crop', '96', '96', '--batch', '2',
+                 '--budget-gb', '0.000001'])
+    assert proc.returncode != 0
+    assert 'no K fits a budget of 1e-06 GiB' in proc.stderr
+    assert 'smallest achievable peak' in proc.stderr
+
+
+def test_plan_splits_cli_prints_points_and_modules(tiny_config, capsys):
+    tool = _load_tool(PLAN_SPLITS, 'plan_splits')
+    tool.main([tiny_config, '--crop', '96', '96', '--batch', '2', '-k', '3'])
+    out = capsys.readouterr().out
+    profile = profile_model(tool.Config.fromfile(tiny_config).model, (96, 96), 2)
+    assert f'split_points={plan_splits(profile, 3).split_points}' in out
+    assert 'evenly spaced units' in out and 'largest module' in out
+
+
+def test_auto_split_points_build_the_planners_cuts():
+    cfg = tiny_deeplab_cfg(split_points=[], depth=50)
+    planned = plan_splits(profile_model(cfg, (128, 128), 2), 3)
+    cfg['backbone']['split_points'] = 'auto'
+    cfg['split_planner'] = dict(num_modules=3, crop_size=(128, 128), batch_size=2)
+    model = build_model(cfg)
+    assert model.backbone.split_points == planned.split_points
+    assert model.split_plan.split_points == planned.split_points
+    assert len(model.local_heads) == 2
+    log_vars = model.train_step(make_batch(), OptimWrapper(torch.optim.SGD(
+        model.parameters(), lr=0.1)))
+    assert 'm2.loss_recon' in log_vars
+
+    # A budget picks the smallest K that fits.
+    e2e = plan_splits(profile_model(cfg, (128, 128), 2), 1)
+    cfg['split_planner'] = dict(budget_gb=(e2e.peak_with_state_bytes - 1) / 1024**3,
+                                crop_size=(128, 128), batch_size=2)
+    assert build_model(cfg).backbone.num_modules == 2
+
+
+def test_auto_without_a_planner_config_fails_clearly():
+    cfg = tiny_deeplab_cfg(split_points=[])
+    cfg['backbone']['split_points'] = 'auto'
+    with pytest.raises(ValueError, match='needs model.split_planner'):
+        build_model(cfg)
+    cfg['split_planner'] = dict(num_modules=2, budget_gb=1, crop_size=(64, 64))
+    with pytest.raises(ValueError, match='exactly one of'):
+        build_model(cfg)
+    cfg['split_planner'] = dict(budget_gb=1e-9, crop_size=(64, 64))
+    with pytest.raises(ValueError, match='no K fits'):
+        build_model(cfg)
+    from infopro_seg.models.backbones import InfoProResNet
+    with pytest.raises(ValueError, match="resolved by InfoProEncoderDecoder"):
+        InfoProResNet(depth=18, split_points='auto')
