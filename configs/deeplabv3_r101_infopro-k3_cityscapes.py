@@ -1,7 +1,8 @@
 # InfoPro K=3 on R-101 (not in the paper for segmentation). Cuts split layer3 so that the three
 # modules hold similar activation memory; the loss weights go linearly from the first to the last
-# local module, as the paper does for K > 2 on CIFAR (early modules weigh reconstruction more).
+# local module, as the paper does for K > 2 on CIFAR (early modules weigh reconstruction more);
+# `_delete_` replaces the base's list of pairs by the schedule dict.
 _base_ = './deeplabv3_r101_infopro_cityscapes.py'
 model = dict(
     backbone=dict(split_points=['layer3.5', 'layer3.17']),
-    local_loss_weights=dict(first=(3.0, 0.5), last=(1.5, 1.0)))
+    local_loss_weights=dict(_delete_=True, first=(3.0, 0.5), last=(1.5, 1.0)))

@@ -2,4 +2,4 @@
 _base_ = './deeplabv3_r101_infopro_cityscapes.py'
 model = dict(
     backbone=dict(split_points=['layer3.2', 'layer3.11', 'layer3.20']),
-    local_loss_weights=dict(first=(3.0, 0.5), last=(1.5, 1.0)))
+    local_loss_weights=dict(_delete_=True, first=(3.0, 0.5), last=(1.5, 1.0)))

@@ -1,0 +1,45 @@
+"""Every shipped config parses through mmseg's `mmseg::` inheritance and builds its model."""
+from pathlib import Path
+
+import pytest
+from mmengine.config import Config
+from mmseg.registry import MODELS
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(str(p.relative_to(REPO)) for p in (REPO / 'configs').rglob('*.py'))
+
+#: config -> (K, split points, loss weights of the first local module)
+EXPECTED = {
+    'configs/deeplabv3_r50_infopro_cityscapes.py': (2, ['layer3.3'], (1.5, 1.0)),
+    'configs/deeplabv3_r101_infopro_cityscapes.py': (2, ['layer3.12'], (1.5, 1.0)),
+    'configs/deeplabv3_r101_infopro-k3_cityscapes.py': (3, ['layer3.5', 'layer3.17'], (3.0, 0.5)),
+    'configs/deeplabv3_r101_infopro-k4_cityscapes.py':
+    (4, ['layer3.2', 'layer3.11', 'layer3.20'], (3.0, 0.5)),
+    'configs/deeplabv3_r101_infopro_4xb3_cityscapes.py': (2, ['layer3.12'], (1.0, 0.1)),
+    'configs/deeplabv3_r101_infopro_cityscapes-640x1280.py': (2, ['layer3.12'], (2.0, 1.0)),
+    'configs/deeplabv3_r101_greedy_cityscapes.py': (2, ['layer3.12'], (0.0, 1.0)),
+    'configs/demo/deeplabv3_r18_infopro_synthetic.py': (2, ['layer3.0'], (1.5, 1.0)),
+}
+
+
+def test_every_config_is_listed():
+    assert sorted(EXPECTED) == CONFIGS
+
+
+@pytest.mark.parametrize('path', CONFIGS)
+def test_config_builds_the_expected_infopro_model(path):
+    cfg = Config.fromfile(str(REPO / path))
+    cfg.model.pretrained = None  # no download
+    model = MODELS.build(cfg.model)
+    num_modules, split_points, first_weights = EXPECTED[path]
+    assert model.backbone.num_modules == num_modules
+    assert model.backbone.split_points == split_points
+    assert tuple(model.loss_weights[0]) == first_weights
+    assert cfg.model_wrapper_cfg.type == 'InfoProDistributedDataParallel'
+    if 'greedy' in path:
+        assert 'reconstruction' not in model.local_heads[0]
+    if '640x1280' in path:
+        assert cfg.train_dataloader.dataset.pipeline[3].crop_size == (640, 1280)
+        assert cfg.model.data_preprocessor.size == (640, 1280)
+    if '4xb3' in path:
+        assert cfg.train_dataloader.batch_size == 3 and cfg.optim_wrapper.optimizer.lr == 0.015
