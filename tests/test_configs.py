@@ -12,9 +12,9 @@ CONFIGS = sorted(str(p.relative_to(REPO)) for p in (REPO / 'configs').rglob('*.p
 EXPECTED = {
     'configs/deeplabv3_r50_infopro_cityscapes.py': (2, ['layer3.3'], (1.5, 1.0)),
     'configs/deeplabv3_r101_infopro_cityscapes.py': (2, ['layer3.12'], (1.5, 1.0)),
-    'configs/deeplabv3_r101_infopro-k3_cityscapes.py': (3, ['layer3.5', 'layer3.17'], (3.0, 0.5)),
+    'configs/deeplabv3_r101_infopro-k3_cityscapes.py': (3, ['layer3.5', 'layer3.18'], (3.0, 0.5)),
     'configs/deeplabv3_r101_infopro-k4_cityscapes.py':
-    (4, ['layer3.2', 'layer3.11', 'layer3.20'], (3.0, 0.5)),
+    (4, ['layer3.1', 'layer3.11', 'layer3.21'], (3.0, 0.5)),
     'configs/deeplabv3_r101_infopro_4xb3_cityscapes.py': (2, ['layer3.12'], (1.0, 0.1)),
     'configs/deeplabv3_r101_infopro_cityscapes-640x1280.py': (2, ['layer3.12'], (2.0, 1.0)),
     'configs/deeplabv3_r101_greedy_cityscapes.py': (2, ['layer3.12'], (0.0, 1.0)),
