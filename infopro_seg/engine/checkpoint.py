@@ -17,6 +17,8 @@ Checkpoints are also written atomically (temporary file + rename), so an interru
 leaves a truncated ``iter_N.pth`` or a ``last_checkpoint`` pointing at one.
 """
 import copyreg
+import hashlib
+import os
 import os.path as osp
 import pickle
 import zipfile
@@ -145,9 +147,6 @@ def publish_checkpoint(src: str, dst: str, add_hash: bool = True) -> str:
     Returns:
         str: The path written.
     """
-    import hashlib
-    import os
-
     checkpoint = load_checkpoint_safely(src, map_location='cpu')
     state_dict = checkpoint.get('state_dict', checkpoint)
     kept = {key: value for key, value in state_dict.items()
