@@ -62,23 +62,10 @@ def build_model(cfg, seed=0):
     return model
 
 
-def make_batch(batch_size=2, height=64, width=64, num_classes=4, seed=0, ignore=False):
+def make_batch(batch_size=2, height=64, width=64, num_classes=4, seed=0):
     """A batch as the dataloader gives it: uint8 images and SegDataSamples with labels."""
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-    generator = torch.Generator().manual_seed(seed)
-    inputs, samples = [], []
-    for _ in range(batch_size):
-        inputs.append(torch.randint(0, 256, (3, height, width), generator=generator,
-                                    dtype=torch.uint8))
-        label = torch.randint(0, num_classes, (1, height, width), generator=generator)
-        if ignore:
-            label[:, :4] = 255
-        sample = SegDataSample(gt_sem_seg=PixelData(data=label))
-        sample.set_metainfo(dict(img_shape=(height, width), ori_shape=(height, width),
-                                 pad_shape=(height, width)))
-        samples.append(sample)
-    return dict(inputs=inputs, data_samples=samples)
+    from infopro_seg.utils import random_seg_batch
+    return random_seg_batch(batch_size, (height, width), num_classes, seed=seed)
 
 
 @pytest.fixture

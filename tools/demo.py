@@ -11,7 +11,6 @@ With ``--e2e`` the same network is also trained end to end (K=1) for comparison.
 import argparse
 import glob
 import json
-import os
 import os.path as osp
 import subprocess
 import sys

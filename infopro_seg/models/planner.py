@@ -38,13 +38,13 @@ from typing import (Callable, Dict, Hashable, Iterable, Iterator, List, Optional
                     Tuple, Union)
 
 import torch
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 from torch import nn
 
-from .backbones.infopro_resnet import RESNET_VARIANTS, InfoProResNet
+from ..utils.batch import random_seg_batch
 from ..utils.memory import SavedTensorMeter, storage_key
+from .backbones.infopro_resnet import RESNET_VARIANTS, InfoProResNet
+from .segmentors.infopro_encoder_decoder import build_local_head
 from .splits import local_loss_weights as expand_loss_weights
 
 GiB = 1024**3
@@ -201,20 +201,6 @@ def optimizer_state_factor(optimizer_cfg: Optional[dict]) -> int:
 
 def _param_bytes(module: nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in module.parameters())
-
-
-def _fake_batch(batch_size: int, crop_size: Tuple[int, int], num_classes: int,
-                device: torch.device) -> Tuple[torch.Tensor, list]:
-    """Normalised inputs and labelled data samples of the crop size, on ``device``."""
-    height, width = crop_size
-    inputs = torch.randn(batch_size, 3, height, width, device=device)
-    samples = []
-    for _ in range(batch_size):
-        label = torch.randint(0, num_classes, (1, height, width), device=device)
-        sample = SegDataSample(gt_sem_seg=PixelData(data=label))
-        sample.set_metainfo(dict(img_shape=crop_size, ori_shape=crop_size, pad_shape=crop_size))
-        samples.append(sample)
-    return inputs, samples
 
 
 @dataclass
@@ -378,9 +364,9 @@ class _Parts:
 
     def head_input_unit(self, head: nn.Module) -> int:
         """The unit producing a segmentation head's latest input (its cost goes there)."""
-        in_index = head.in_index if isinstance(head.in_index, (list, tuple)) else [head.in_index]
         outs = self.backbone.out_indices
-        return max(self.backbone.stage_end_unit(outs[i % len(outs)]) for i in in_index)
+        return max(self.backbone.stage_end_unit(outs[position])
+                   for position in self.backbone.output_positions(head.in_index))
 
     def local_head(self, kind: str, unit: int) -> Optional[nn.Module]:
         """w or psi for a cut after ``unit``, filled in as the segmentor does; ``None`` if the
@@ -388,17 +374,10 @@ class _Parts:
         cfg = self.local_head_cfgs.get(kind)
         if cfg is None:
             return None
-        channels = self.backbone.unit_out_channels(unit)
-        stride = self.backbone.unit_out_stride(unit)
-        key = (kind, channels, stride)
+        key = (kind, self.backbone.unit_out_channels(unit), self.backbone.unit_out_stride(unit))
         if key not in self._local_heads:
-            shared = dict(in_channels=channels, norm_cfg=self.decode_head.norm_cfg,
-                          align_corners=self.decode_head.align_corners)
-            extra = dict(reconstruction=dict(in_stride=stride),
-                         classifier=dict(num_classes=self.decode_head.num_classes,
-                                         ignore_index=self.decode_head.ignore_index))[kind]
             with torch.device(self.device):
-                head = MODELS.build({**shared, **extra, **cfg})
+                head = build_local_head(kind, cfg, self.backbone, unit, self.decode_head)
             head.train()
             self._local_heads[key] = head
         return self._local_heads[key]
@@ -432,7 +411,10 @@ def profile_model(model_cfg: dict,
     backbone = parts.backbone
     units = backbone.local_parts()[0].units
     n = len(units)
-    inputs, samples = _fake_batch(batch_size, crop_size, parts.decode_head.num_classes, device)
+    # Normalised inputs (the data preprocessor's output) and labelled samples of the crop size.
+    inputs = torch.randn(batch_size, 3, *crop_size, device=device)
+    samples = random_seg_batch(batch_size, crop_size, parts.decode_head.num_classes,
+                               device=str(device))['data_samples']
     costs = {name: [0] * n for name in ('unit_bytes', 'unit_extra', 'input_bytes', 'output_bytes',
                                         'seg_head_bytes', 'seg_head_extra', 'recon_bytes',
                                         'recon_extra', 'classifier_bytes', 'classifier_extra',

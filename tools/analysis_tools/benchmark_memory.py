@@ -437,26 +437,6 @@ def method_model_cfg(cfg: Config, method: str, crop: Sequence[int], batch: int
     return model, notes
 
 
-def _random_batch(batch: int, crop: Sequence[int], num_classes: int,
-                  device: str) -> dict:
-    """uint8 images and labels as a dataloader gives them (on CPU for real runs)."""
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-    height, width = crop
-    generator = None if device == 'meta' else torch.Generator().manual_seed(0)
-    inputs, samples = [], []
-    for _ in range(batch):
-        inputs.append(torch.randint(0, 256, (3, height, width), dtype=torch.uint8,
-                                    generator=generator, device=device))
-        label = torch.randint(0, num_classes, (1, height, width), generator=generator,
-                              device=device)
-        sample = SegDataSample(gt_sem_seg=PixelData(data=label))
-        sample.set_metainfo(dict(img_shape=(height, width), ori_shape=(height, width),
-                                 pad_shape=(height, width)))
-        samples.append(sample)
-    return dict(inputs=inputs, data_samples=samples)
-
-
 def _tensor_bytes(tensors) -> int:
     """Bytes of distinct storages among ``tensors``."""
     from infopro_seg.utils.memory import storage_key
@@ -547,6 +527,7 @@ def _iterate(model, optim_wrapper, batch: dict, iters: int, device: str, spec: d
 
 def worker(spec: dict) -> dict:
     """Benchmark one method at one crop in this process; return its row."""
+    from infopro_seg.utils.batch import random_seg_batch
     warnings.filterwarnings('ignore')
     import infopro_seg  # noqa: F401  (registers the models)
     from mmengine.logging import MMLogger
@@ -572,8 +553,8 @@ def worker(spec: dict) -> dict:
         _say(spec, 'estimating on the meta device ...')
         model, optim_wrapper = _build(model_cfg, cfg, 'meta', amp=False)
         num_classes = model.decode_head.num_classes
-        run = _iterate(model, optim_wrapper, _random_batch(batch, crop, num_classes, 'meta'), 1,
-                       'meta', spec, 'meta')
+        run = _iterate(model, optim_wrapper, random_seg_batch(batch, crop, num_classes, 'meta'),
+                       1, 'meta', spec, 'meta')
         state = _state_bytes(model, optim_wrapper)
         static = state['params'] + state['optimizer_state']
         estimate = dict(activations=run['peak_saved'], peak=run['peak'] + static, state=state)
@@ -602,7 +583,7 @@ def worker(spec: dict) -> dict:
         device = spec['device']
         _say(spec, f'building on {device} ...')
         model, optim_wrapper = _build(model_cfg, cfg, device, amp)
-        data = _random_batch(batch, crop, model.decode_head.num_classes, 'cpu')
+        data = random_seg_batch(batch, crop, model.decode_head.num_classes, 'cpu')
         run = _iterate(model, optim_wrapper, data, spec['iters'], device, spec, 'train')
         state = _state_bytes(model, optim_wrapper)
         static = state['params'] + state['optimizer_state']

@@ -1,6 +1,6 @@
 """The InfoPro ResNet: an mmseg ResNet that knows where it is cut into local modules."""
 import math
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Sequence, Tuple, Union
 
 import torch
 from mmseg.models.backbones import ResNet
@@ -117,6 +117,11 @@ class InfoProResNet(ResNet):
     def stage_end_unit(self, stage: int) -> int:
         """Index of the unit that ends stage ``stage`` (0-based, as in ``out_indices``)."""
         return self.unit_names.index(f'layer{stage + 1}.{self.stage_blocks[stage] - 1}')
+
+    def output_positions(self, in_index: Union[int, Sequence[int]]) -> List[int]:
+        """Positions in the output tuple that a head with this ``in_index`` reads."""
+        in_index = in_index if isinstance(in_index, (list, tuple)) else [in_index]
+        return [i % len(self.out_indices) for i in in_index]
 
     def module_of_output(self, out_position: int) -> int:
         """The local module that produces the ``out_position``-th backbone output."""

@@ -16,6 +16,22 @@ from ..splits import local_loss_weights as expand_loss_weights
 from .local_module import LocalModule
 
 
+def build_local_head(kind: str, cfg: dict, backbone: InfoProResNet, unit: int,
+                     decode_head: nn.Module) -> nn.Module:
+    """Build w (``kind='reconstruction'``) or psi (``'classifier'``) for a cut after ``unit``.
+
+    Fills in what the cut and the decode head determine (input channels and stride, classes,
+    ignored label, normalisation, interpolation); ``cfg`` may override any of it.
+    """
+    filled = dict(in_channels=backbone.unit_out_channels(unit), norm_cfg=decode_head.norm_cfg,
+                  align_corners=decode_head.align_corners)
+    if kind == 'reconstruction':
+        filled.update(in_stride=backbone.unit_out_stride(unit))
+    else:
+        filled.update(num_classes=decode_head.num_classes, ignore_index=decode_head.ignore_index)
+    return MODELS.build({**filled, **cfg})
+
+
 @MODELS.register_module()
 class InfoProEncoderDecoder(EncoderDecoder):
     """DeepLab-style encoder-decoder trained with InfoPro local learning (Wang et al., ICLR 2021).
@@ -100,12 +116,7 @@ class InfoProEncoderDecoder(EncoderDecoder):
         unknown = set(cfgs) - {'reconstruction', 'classifier'}
         if unknown:
             raise ValueError(f'local_heads takes reconstruction= and classifier=, got {unknown}')
-        shared = dict(in_channels=self.backbone.module_out_channels(module),
-                      norm_cfg=self.decode_head.norm_cfg,
-                      align_corners=self.align_corners)
-        extra = dict(reconstruction=dict(in_stride=self.backbone.module_out_stride(module)),
-                     classifier=dict(num_classes=self.num_classes,
-                                     ignore_index=self.decode_head.ignore_index))
+        last_unit = self.backbone.module_ranges()[module][1] - 1
         heads = nn.ModuleDict()
         for (name, weight) in zip(('reconstruction', 'classifier'), weights):
             if weight == 0:
@@ -113,7 +124,8 @@ class InfoProEncoderDecoder(EncoderDecoder):
             if cfgs.get(name) is None:
                 raise ValueError(f'local module {module + 1} has a {name} loss weight of {weight} '
                                  f'but local_heads has no {name} head config')
-            heads[name] = MODELS.build({**shared, **extra[name], **cfgs[name]})
+            heads[name] = build_local_head(name, cfgs[name], self.backbone, last_unit,
+                                           self.decode_head)
         if not heads:
             raise ValueError(f'local module {module + 1} has no local loss (both loss weights are '
                              '0): it would never be trained')
@@ -121,9 +133,8 @@ class InfoProEncoderDecoder(EncoderDecoder):
 
     def _output_owner(self, head: nn.Module) -> int:
         """The local module whose loss trains ``head``: the one producing its latest input."""
-        in_index = head.in_index if isinstance(head.in_index, (list, tuple)) else [head.in_index]
-        num_outputs = len(self.backbone.out_indices)
-        return max(self.backbone.module_of_output(i % num_outputs) for i in in_index)
+        return max(self.backbone.module_of_output(i)
+                   for i in self.backbone.output_positions(head.in_index))
 
     def _aux_heads(self) -> List[nn.Module]:
         if not self.with_auxiliary_head:
@@ -143,10 +154,7 @@ class InfoProEncoderDecoder(EncoderDecoder):
         self._last_reader = {}
         for head in [self.decode_head] + self._aux_heads():
             owner = self._output_owner(head)
-            in_index = head.in_index if isinstance(head.in_index, (list, tuple)) else [
-                head.in_index]
-            for i in in_index:
-                position = i % len(self.backbone.out_indices)
+            for position in self.backbone.output_positions(head.in_index):
                 self._last_reader[position] = max(owner, self._last_reader.get(position, -1))
 
     def local_modules(self) -> List[LocalModule]:

@@ -1,5 +1,5 @@
 """One gradient-isolated local module: a run of backbone units plus the heads its loss trains."""
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
