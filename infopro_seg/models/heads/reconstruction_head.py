@@ -30,6 +30,10 @@ class ReconstructionHead(BaseModule):
             ``'mse'``.
         norm_cfg: Normalisation after each hidden conv.
         align_corners: For the bilinear up-sampling.
+        target_stride: 1 (the paper): reconstruct the crop at full resolution. 2, 4, ... (a
+            power of two below ``in_stride``): reconstruct the crop down-sampled by that factor
+            (area averaging), with that many fewer up-sampling steps; the layers that would run
+            at the finest resolutions, which dominate w's memory, are not built.
         init_cfg: mmengine initialisation config.
     """
 
@@ -40,31 +44,41 @@ class ReconstructionHead(BaseModule):
                  loss_type: str = 'bce',
                  norm_cfg: Optional[dict] = dict(type='BN', requires_grad=True),
                  align_corners: bool = False,
+                 target_stride: int = 1,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         if loss_type not in ('bce', 'mse'):
             raise ValueError(f"loss_type must be 'bce' or 'mse', got {loss_type!r}")
-        num_upsamples = int(round(math.log2(in_stride)))
-        if in_stride < 2 or 2**num_upsamples != in_stride:
+        if in_stride < 2 or 2**int(round(math.log2(in_stride))) != in_stride:
             raise ValueError(f'in_stride must be a power of two >= 2, got {in_stride}')
+        if (target_stride < 1 or 2**int(round(math.log2(target_stride))) != target_stride
+                or target_stride > in_stride):
+            raise ValueError(f'target_stride must be a power of two from 1 to in_stride '
+                             f'({in_stride}), got {target_stride}')
+        num_upsamples = int(round(math.log2(in_stride // target_stride)))
         widths = list(channels) + [channels[-1]] * max(0, num_upsamples - len(channels))
         self.loss_type = loss_type
         self.align_corners = align_corners
+        self.target_stride = target_stride
+        self.num_upsamples = num_upsamples
         self.squeeze = ConvModule(in_channels, widths[0], 1, norm_cfg=norm_cfg)
         self.refine = nn.ModuleList(
             ConvModule(widths[i], widths[i + 1], 3, padding=1, norm_cfg=norm_cfg)
             for i in range(num_upsamples - 1))
-        self.to_image = nn.Conv2d(widths[num_upsamples - 1], 3, 3, padding=1)
+        self.to_image = nn.Conv2d(widths[max(num_upsamples - 1, 0)], 3, 3, padding=1)
 
     def _up(self, x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, scale_factor=2, mode='bilinear', align_corners=self.align_corners)
 
     def forward(self, feature: torch.Tensor) -> torch.Tensor:
-        """Returns reconstruction logits (apply a sigmoid for the image in [0, 1])."""
+        """Returns reconstruction logits (apply a sigmoid for the image in [0, 1]) at the
+        crop's resolution divided by ``target_stride``."""
         x = self.squeeze(feature)
         for conv in self.refine:
             x = conv(self._up(x))
-        return self.to_image(self._up(x))
+        if self.num_upsamples > 0:
+            x = self._up(x)
+        return self.to_image(x)
 
     def loss(self, feature: torch.Tensor, target: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Reconstruction loss against the input crop scaled to [0, 1].
@@ -76,7 +90,22 @@ class ReconstructionHead(BaseModule):
         Returns:
             dict: ``loss_recon``.
         """
-        logits = self(feature)
+        return self.loss_by_feat(self(feature), target)
+
+    def loss_by_feat(self, logits: torch.Tensor, target: torch.Tensor
+                     ) -> Dict[str, torch.Tensor]:
+        """The loss of reconstruction logits (:meth:`forward`'s output) against the crop.
+
+        Args:
+            logits: ``(N, 3, H/t, W/t)`` for ``target_stride`` t.
+            target: The un-normalised input crop divided by 255, ``(N, 3, H, W)``.
+
+        Returns:
+            dict: ``loss_recon``.
+        """
+        if self.target_stride > 1:
+            size = [math.ceil(s / self.target_stride) for s in target.shape[-2:]]
+            target = F.adaptive_avg_pool2d(target, size)  # area averaging
         if logits.shape[-2:] != target.shape[-2:]:
             # Odd crop sizes: the strided convolutions rounded up.
             logits = F.interpolate(logits, size=target.shape[-2:], mode='bilinear',

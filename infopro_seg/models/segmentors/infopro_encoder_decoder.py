@@ -13,6 +13,7 @@ from torch import nn
 
 from ..backbones.infopro_resnet import InfoProResNet
 from ..splits import local_loss_weights as expand_loss_weights
+from ..utils.checkpointing import guard_with_cp_blocks, parse_checkpointing
 from .local_module import LocalModule
 
 
@@ -66,6 +67,13 @@ class InfoProEncoderDecoder(EncoderDecoder):
             ``dict(budget_gb=8, ...)`` (see :func:`infopro_seg.models.planner.plan_for_segmentor`).
             The plan is made when the model is built (on the meta device: no memory, seconds),
             logged, and kept as ``self.split_plan``.
+        checkpointing: Recompute instead of store, in every local module (any K, K=1
+            included): ``None`` (default, off), ``True`` / ``'all'``, or a dict choosing parts,
+            ``dict(backbone=True, decode_head=True, auxiliary_head=True, local_heads=True)``.
+            ``backbone`` recomputes every backbone unit (stem pieces, blocks) in its module's
+            backward; the heads (decode, auxiliary, w and psi) are recomputed up to their logits.
+            Gradients and running statistics are those of the run without it
+            (:mod:`infopro_seg.models.utils.checkpointing`).
         **kwargs: Any other EncoderDecoder argument (auxiliary_head, train_cfg, test_cfg,
             data_preprocessor, pretrained, init_cfg).
     """
@@ -76,7 +84,9 @@ class InfoProEncoderDecoder(EncoderDecoder):
                  local_heads: Optional[dict] = None,
                  local_loss_weights: Union[Sequence, dict] = ((1.0, 1.0), ),
                  split_planner: Optional[dict] = None,
+                 checkpointing: Union[None, bool, str, dict] = None,
                  **kwargs):
+        checkpointing = parse_checkpointing(checkpointing)  # bad input fails before building
         split_plan = None
         if isinstance(backbone.get('split_points'), str) and backbone['split_points'] == 'auto':
             # Resolve the cuts before anything is built: the backbone and the local heads (whose
@@ -107,6 +117,9 @@ class InfoProEncoderDecoder(EncoderDecoder):
             self._build_local_heads(k, weights, local_heads or {})
             for k, weights in enumerate(self.loss_weights))
         self._check_head_placement()
+        self.checkpointing = checkpointing
+        # Blocks a config set mmseg's with_cp on: running statistics updated once as well.
+        self._block_guards = guard_with_cp_blocks(self.backbone)
         print_log(f'InfoPro: K={num_modules} local modules\n{self.backbone.describe_modules()}',
                   logger='current')
 
@@ -162,19 +175,23 @@ class InfoProEncoderDecoder(EncoderDecoder):
         modules = []
         aux_heads = self._aux_heads()
         for k, part in enumerate(self.backbone.local_parts()):
-            heads = []
+            heads, checkpoint_heads = [], []
             if k < len(self.local_heads):
                 for name, head in self.local_heads[k].items():
                     weight = self.loss_weights[k][0 if name == 'reconstruction' else 1]
                     heads.append((f'm{k + 1}', head, name, weight))
+                    checkpoint_heads.append(self.checkpointing['local_heads'])
             else:
                 heads.append(('decode', self.decode_head, 'segmentation', 1.0))
+                checkpoint_heads.append(self.checkpointing['decode_head'])
             for idx, head in enumerate(aux_heads):
                 if self._output_owner(head) == k:
                     prefix = f'aux_{idx}' if isinstance(self.auxiliary_head, nn.ModuleList) \
                         else 'aux'
                     heads.append((prefix, head, 'segmentation', 1.0))
-            modules.append(LocalModule(part, heads, self.train_cfg))
+                    checkpoint_heads.append(self.checkpointing['auxiliary_head'])
+            modules.append(LocalModule(part, heads, self.train_cfg, checkpoint_heads,
+                                       checkpoint_units=self.checkpointing['backbone']))
         return modules
 
     def reconstruction_target(self, inputs: torch.Tensor) -> torch.Tensor:

@@ -1,10 +1,13 @@
 """One gradient-isolated local module: a run of backbone units plus the heads its loss trains."""
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from torch import nn
 
 from ..backbones.infopro_resnet import BackbonePart
+from ..heads.reconstruction_head import ReconstructionHead
+from ..utils.checkpointing import checkpoint_call, head_reads, wrap_units_for_checkpointing
 
 #: How a head reads its input, by kind:
 #: 'reconstruction' (w): the module output and the de-normalised images;
@@ -25,12 +28,19 @@ class LocalModule(nn.Module):
         heads: ``(log prefix, head, kind, loss weight)`` for every head this module's loss trains;
             kind is one of :data:`HEAD_KINDS`; the weight scales the head's ``loss*`` entries.
         train_cfg: The segmentor's ``train_cfg``, passed to mmseg heads.
+        checkpoint_heads: One flag per head: recompute it in this module's backward instead of
+            keeping its activations (see :mod:`infopro_seg.models.utils.checkpointing`). Default:
+            none.
+        checkpoint_units: Recompute every backbone unit of this module in its backward (units
+            with mmseg's ``with_cp`` on do it themselves).
     """
 
     def __init__(self,
                  backbone_part: BackbonePart,
                  heads: Sequence[Tuple[str, nn.Module, str, float]],
-                 train_cfg: Optional[dict] = None):
+                 train_cfg: Optional[dict] = None,
+                 checkpoint_heads: Sequence[bool] = (),
+                 checkpoint_units: bool = False):
         super().__init__()
         self.backbone_part = backbone_part
         self.heads = nn.ModuleList(head for _, head, _, _ in heads)
@@ -38,6 +48,10 @@ class LocalModule(nn.Module):
         self.train_cfg = train_cfg
         for _, kind, _ in self.head_specs:
             assert kind in HEAD_KINDS, kind
+        self.checkpoint_heads: List[bool] = list(checkpoint_heads) or [False] * len(heads)
+        assert len(self.checkpoint_heads) == len(heads), (checkpoint_heads, len(heads))
+        if checkpoint_units:
+            wrap_units_for_checkpointing(backbone_part.units)
 
     def forward(self, x: torch.Tensor, features: Sequence[Optional[torch.Tensor]],
                 data_samples: list, images: Optional[torch.Tensor]
@@ -60,8 +74,12 @@ class LocalModule(nn.Module):
         for position, feature in outputs.items():
             all_features[position] = feature
         losses = {}
-        for head, (prefix, kind, weight) in zip(self.heads, self.head_specs):
-            if kind == 'reconstruction':
+        for head, (prefix, kind, weight), checkpointed in zip(self.heads, self.head_specs,
+                                                              self.checkpoint_heads):
+            if checkpointed:
+                head_losses = self._checkpointed_head_loss(head, kind, x, all_features,
+                                                           data_samples, images)
+            elif kind == 'reconstruction':
                 head_losses = head.loss(x, images)
             elif kind == 'classifier':
                 head_losses = head.loss([x], data_samples, self.train_cfg)
@@ -72,3 +90,39 @@ class LocalModule(nn.Module):
                     value = value * weight
                 losses[f'{prefix}.{name}'] = value
         return x, outputs, losses
+
+    def _checkpointed_head_loss(self, head: nn.Module, kind: str, x: torch.Tensor,
+                                features: List[Optional[torch.Tensor]], data_samples: list,
+                                images: Optional[torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """A head's losses with its forward recomputed in backward.
+
+        Heads whose ``loss`` is forward + ``loss_by_feat`` (mmseg's decode heads, w, psi) are
+        checkpointed up to their logits and the loss is computed outside; any other head's whole
+        ``loss`` is checkpointed.
+        """
+        if kind == 'reconstruction':
+            inputs, unpack, target = [x], (lambda feature: feature), images
+        else:
+            if kind == 'classifier':
+                inputs = [x]
+            else:
+                # Only the outputs the head reads become checkpoint inputs (kept until backward).
+                reads = head_reads(head, len(features))
+                inputs = [f if reads is None or i in reads else None
+                          for i, f in enumerate(features)]
+            unpack, target = (lambda *feats: list(feats)), data_samples
+        if type(head).loss in (BaseDecodeHead.loss, ReconstructionHead.loss):
+            logits = checkpoint_call(lambda *t: head(unpack(*t)), head, *inputs)
+            return head.loss_by_feat(logits, target)
+        names = []
+
+        def whole_loss(*tensors):
+            if kind == 'reconstruction':
+                head_losses = head.loss(unpack(*tensors), target)
+            else:
+                head_losses = head.loss(unpack(*tensors), target, self.train_cfg)
+            names[:] = list(head_losses)
+            return tuple(head_losses.values())
+
+        values = checkpoint_call(whole_loss, head, *inputs)
+        return dict(zip(names, values))

@@ -1,0 +1,240 @@
+"""Gradient checkpointing of whole local modules: backbone units and heads.
+
+A checkpointed region keeps only its inputs during the forward pass and runs its forward again in
+its local module's backward. Regions are each backbone unit (stem piece or block: the backbone's
+own list of units, so any InfoPro backbone adapter is covered) and each head. Two things must not
+change the results:
+
+- Dropout: :func:`torch.utils.checkpoint.checkpoint` restores the RNG state of the first pass
+  before recomputing, so every mask is drawn again identically.
+- Running statistics (BatchNorm): a training-mode forward updates them, so a recomputation would
+  update them a second time (mmseg's ``with_cp`` does nothing about it). Here the buffers of
+  every layer inside a region are saved before a recomputation and restored after it, so they
+  are updated exactly once per iteration, as without checkpointing.
+
+Heads are checkpointed up to their logits; the loss (up-sampling to the label size and the
+cross-entropy) stays outside, so its saved tensors are freed before the head is recomputed and the
+two never coexist in the module's backward.
+
+Why units rather than mmseg's ``with_cp`` alone: a ``with_cp`` block checkpoints only when its
+input requires grad, which the first block after every cut never does (its input is detached),
+and stems have no ``with_cp`` at all; at 1024x2048 one such R-101 layer3 block keeps about 1.3 GB.
+Units that checkpoint themselves (``with_cp`` set in the config) are left to do so, with their
+running statistics guarded the same way (:class:`BlockCheckpointGuard`).
+
+All use torch's *reentrant* variant, the one mmseg's ``with_cp`` uses: its recomputation saves
+tensors through the ordinary saved-tensor hooks, so :class:`~infopro_seg.utils.SavedTensorMeter`
+(the CPU and meta-device accounting) sees the recomputation's memory as it happens. With the
+non-reentrant variant the meter would miss it and report a peak that is too low. The reentrant
+variant needs an input that requires grad to back-propagate into the region's parameters; where
+there is none (the image, a detached module input) a zero-size anchor that does is passed along.
+"""
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterator, List, Optional, Union
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+#: The parts of a local module ``model.checkpointing`` switches, by name.
+CHECKPOINT_PARTS = ('backbone', 'decode_head', 'auxiliary_head', 'local_heads')
+
+
+def parse_checkpointing(cfg: Union[None, bool, str, dict]) -> Dict[str, bool]:
+    """Normalise ``model.checkpointing`` to ``{part: bool}`` for every :data:`CHECKPOINT_PARTS`.
+
+    Args:
+        cfg: ``None`` or ``False`` (off, the default), ``True`` or ``'all'`` (every part), or a
+            dict naming parts, e.g. ``dict(backbone=True, local_heads=True)`` (parts not named
+            are off).
+
+    Returns:
+        dict: One flag per part.
+
+    Raises:
+        ValueError: Anything else, naming the accepted forms.
+    """
+    if cfg is None or cfg is False:
+        return {part: False for part in CHECKPOINT_PARTS}
+    if cfg is True or cfg == 'all':
+        return {part: True for part in CHECKPOINT_PARTS}
+    if isinstance(cfg, dict):
+        unknown = sorted(set(cfg) - set(CHECKPOINT_PARTS))
+        if unknown:
+            raise ValueError(f'model.checkpointing: unknown part(s) {unknown}; the parts are '
+                             f'{list(CHECKPOINT_PARTS)}')
+        not_bool = sorted(part for part, value in cfg.items() if not isinstance(value, bool))
+        if not_bool:
+            raise ValueError(f'model.checkpointing: {not_bool} must be True or False')
+        return {part: cfg.get(part, False) for part in CHECKPOINT_PARTS}
+    raise ValueError(f"model.checkpointing must be None, True, 'all' or a dict of "
+                     f'{list(CHECKPOINT_PARTS)} -> bool, got {cfg!r}')
+
+
+@contextmanager
+def buffers_restored(module: nn.Module) -> Iterator[None]:
+    """Run the block and put every buffer of ``module`` back as it was (running statistics)."""
+    saved = [(buffer, buffer.clone()) for buffer in module.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)
+
+
+def checkpoint_call(function: Callable, stateful: nn.Module, *args):
+    """``function(*args)``, recomputed in backward instead of keeping its activations.
+
+    A plain call where no backward can follow (gradients disabled).
+
+    Args:
+        function: Takes ``*args``, returns a tensor or a tuple of tensors.
+        stateful: The module(s) ``function`` runs; their buffers are restored after each
+            recomputation so running statistics are updated once.
+        *args: Tensors (or ``None``/other values, passed through); the tensors are kept.
+
+    Returns:
+        Whatever ``function`` returns.
+    """
+    if not torch.is_grad_enabled():
+        return function(*args)
+    tensors = [arg for arg in args if isinstance(arg, torch.Tensor)]
+    anchor = ()
+    if not any(tensor.requires_grad for tensor in tensors):
+        # Without an input that requires grad, the reentrant variant's output would not either,
+        # and the parameters inside would get no gradient.
+        device = tensors[0].device if tensors else None
+        anchor = (torch.empty(0, device=device, requires_grad=True), )
+    calls = []
+
+    def run(*inputs):
+        inputs = inputs[:len(args)]  # drop the anchor
+        calls.append(None)
+        if len(calls) == 1:  # the forward pass
+            return function(*inputs)
+        with buffers_restored(stateful):  # a recomputation in backward
+            return function(*inputs)
+
+    return checkpoint(run, *args, *anchor, use_reentrant=True)
+
+
+class CheckpointedUnit(nn.Module):
+    """Runs a backbone unit through :func:`checkpoint_call`.
+
+    Used on the local modules' on-demand backbone parts only: the backbone and its state dict
+    keep mmseg's modules and names.
+
+    Args:
+        unit: The unit (one input tensor, one output tensor).
+    """
+
+    def __init__(self, unit: nn.Module):
+        super().__init__()
+        self.unit = unit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return checkpoint_call(self.unit, self.unit, x)
+
+
+def checkpoints_itself(unit: nn.Module) -> bool:
+    """Whether a unit contains a block with mmseg's ``with_cp`` switched on."""
+    return any(getattr(module, 'with_cp', False) is True for module in unit.modules())
+
+
+def wrap_units_for_checkpointing(units: nn.ModuleList) -> None:
+    """Wrap, in place, every unit that does not checkpoint itself in :class:`CheckpointedUnit`."""
+    for index, unit in enumerate(units):
+        if not isinstance(unit, CheckpointedUnit) and not checkpoints_itself(unit):
+            units[index] = CheckpointedUnit(unit)
+
+
+class BlockCheckpointGuard:
+    """Keeps the running statistics of a ``with_cp`` backbone block updated once per forward.
+
+    mmseg's blocks (ResNet, ResNeXt, ResNeSt, MobileNetV2, ...) checkpoint themselves when
+    ``with_cp`` is set; their recomputation happens in backward, outside the block's own call.
+    A pre-hook on the block records whether the current call checkpoints; a pre-hook on each layer
+    inside that owns buffers saves them when it runs outside the block's call (a recomputation),
+    and its forward hook restores them.
+
+    Args:
+        block: A module with a ``with_cp`` attribute.
+    """
+
+    def __init__(self, block: nn.Module):
+        self.block = block
+        self.checkpointed = False  # whether the latest call of the block checkpointed
+        self.in_call = False  # inside the block's own call (the forward pass)
+        self._saved: Dict[int, List] = {}
+        self._layer_handles: Dict[int, list] = {}
+        self.handles = [
+            block.register_forward_pre_hook(self._block_enter),
+            block.register_forward_hook(self._block_exit, always_call=True)
+        ]
+        self._hook_layers()
+
+    def _hook_layers(self) -> None:
+        """Hook every layer inside the block that owns buffers (again after a module swap,
+        e.g. mmengine reverting SyncBN to BN)."""
+        layers = {id(layer): layer for layer in self.block.modules()
+                  if next(layer.buffers(recurse=False), None) is not None}
+        if layers.keys() == self._layer_handles.keys():
+            return
+        for handles in self._layer_handles.values():
+            for handle in handles:
+                handle.remove()
+        self._layer_handles = {
+            key: [layer.register_forward_pre_hook(self._layer_enter),
+                  layer.register_forward_hook(self._layer_exit, always_call=True)]
+            for key, layer in layers.items()
+        }
+
+    def _block_enter(self, block: nn.Module, args: tuple) -> None:
+        x = args[0] if args else None
+        # mmseg's blocks checkpoint when ``with_cp and x.requires_grad``; no backward, no
+        # recomputation, without gradients.
+        self.checkpointed = bool(block.with_cp and torch.is_grad_enabled()
+                                 and isinstance(x, torch.Tensor) and x.requires_grad)
+        self.in_call = True
+        if self.checkpointed:
+            self._hook_layers()
+
+    def _block_exit(self, block: nn.Module, args: tuple, output) -> None:
+        self.in_call = False
+
+    def _layer_enter(self, layer: nn.Module, args: tuple) -> None:
+        if self.checkpointed and not self.in_call:
+            self._saved[id(layer)] = [(b, b.clone()) for b in layer.buffers(recurse=False)]
+
+    def _layer_exit(self, layer: nn.Module, args: tuple, output) -> None:
+        saved = self._saved.pop(id(layer), None)
+        if saved is not None:
+            with torch.no_grad():
+                for buffer, value in saved:
+                    buffer.copy_(value)
+
+    def remove(self) -> None:
+        """Remove the hooks."""
+        for handle in self.handles + sum(self._layer_handles.values(), []):
+            handle.remove()
+        self.handles, self._layer_handles = [], {}
+
+
+def guard_with_cp_blocks(backbone: nn.Module) -> List[BlockCheckpointGuard]:
+    """A :class:`BlockCheckpointGuard` for every block of ``backbone`` with ``with_cp`` on.
+
+    Blocks a config set ``with_cp`` on (mmseg's switch) then update their running statistics
+    once, as every checkpointed region here does.
+    """
+    return [BlockCheckpointGuard(module) for module in backbone.modules()
+            if module is not backbone and getattr(module, 'with_cp', False) is True]
+
+
+def head_reads(head: nn.Module, num_features: int) -> Optional[List[int]]:
+    """Positions in the backbone output tuple that an mmseg decode head reads (``in_index``)."""
+    in_index = getattr(head, 'in_index', None)
+    if in_index is None:
+        return None
+    in_index = in_index if isinstance(in_index, (list, tuple)) else [in_index]
+    return sorted({i % num_features for i in in_index})
