@@ -30,7 +30,7 @@ variant needs an input that requires grad to back-propagate into the region's pa
 there is none (the image, a detached module input) a zero-size anchor that does is passed along.
 """
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, List, Optional, Union
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -78,9 +78,18 @@ def buffers_restored(module: nn.Module) -> Iterator[None]:
     try:
         yield
     finally:
-        with torch.no_grad():
-            for buffer, value in saved:
-                buffer.copy_(value)
+        restore_buffers(saved)
+
+
+def restore_buffers(saved: List[Tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Copy saved values back into buffers without bumping their autograd version.
+
+    The recomputed graph saved the running statistics (BatchNorm's backward takes them as inputs
+    but, in training mode, does not use them) and is back-propagated right after this; an
+    ordinary in-place copy would make that backward fail its version check.
+    """
+    for buffer, value in saved:
+        buffer.data.copy_(value)
 
 
 def checkpoint_call(function: Callable, stateful: nn.Module, *args):
@@ -210,9 +219,7 @@ class BlockCheckpointGuard:
     def _layer_exit(self, layer: nn.Module, args: tuple, output) -> None:
         saved = self._saved.pop(id(layer), None)
         if saved is not None:
-            with torch.no_grad():
-                for buffer, value in saved:
-                    buffer.copy_(value)
+            restore_buffers(saved)
 
     def remove(self) -> None:
         """Remove the hooks."""
