@@ -59,19 +59,25 @@ def count_calls(modules):
     return counts
 
 
-@pytest.mark.parametrize('k', [1, 2, 4])
-def test_checkpointing_gives_the_same_gradients_and_running_stats(k):
+OTHER_GRANULARITIES = dict(backbone=True, decode_head='head', auxiliary_head='head',
+                          local_heads='layers')
+
+
+@pytest.mark.parametrize('k, checkpointing', [(1, True), (2, True), (4, True),
+                                              (2, OTHER_GRANULARITIES)])
+def test_checkpointing_gives_the_same_gradients_and_running_stats(k, checkpointing):
     """BN in train mode, dropout on (its masks are redrawn identically on recomputation)."""
     _, grads, buffers = one_step(cfg_with(k))
-    model = build_model(cfg_with(k, checkpointing=True))
-    assert model.checkpointing == parse_checkpointing('all')
+    model = build_model(cfg_with(k, checkpointing=checkpointing))
+    assert model.checkpointing == parse_checkpointing(checkpointing)
     # Every region runs twice: forward, then recomputed in its module's backward. The stem's
     # first conv (input: the image) and the first block after each cut (detached input) too.
-    watched = {'decode': model.decode_head.conv_seg, 'aux': model.auxiliary_head.conv_seg,
+    watched = {'decode': model.decode_head.bottleneck.conv,
+               'aux': model.auxiliary_head.convs[0].conv,
                'stem': model.backbone.stem[0], 'layer4.1': model.backbone.layer4[1].conv1}
     for j, heads in enumerate(model.local_heads):
-        watched[f'w{j}'] = heads['reconstruction'].to_image
-        watched[f'psi{j}'] = heads['classifier'].conv_seg
+        watched[f'w{j}'] = heads['reconstruction'].squeeze.conv
+        watched[f'psi{j}'] = heads['classifier'].convs[0].conv
     for cut in SPLITS[k]:
         stage, block = cut.split('.')
         following = getattr(model.backbone, stage)[int(block) + 1] if int(block) + 1 < len(
@@ -128,23 +134,27 @@ def test_config_with_cp_blocks_update_running_stats_once():
 
 def test_checkpointing_parts_are_chosen_separately():
     model = build_model(cfg_with(2, checkpointing=dict(decode_head=True, local_heads=True)))
-    assert model.checkpointing == dict(backbone=False, decode_head=True, auxiliary_head=False,
-                                       local_heads=True)
+    assert model.checkpointing == dict(backbone=False, decode_head='layers',
+                                       auxiliary_head=False, local_heads='head')
     first, last = model.local_modules()
-    assert first.checkpoint_heads == [True, True]  # w, psi
-    assert last.checkpoint_heads == [True, False]  # decode, aux
+    assert first.checkpoint_heads == ['head', 'head']  # w, psi
+    assert last.checkpoint_heads == ['layers', False]  # decode, aux
     assert not any(isinstance(u, CheckpointedUnit) for u in first.backbone_part.units)
-    calls = count_calls({'decode': model.decode_head.conv_seg,
-                         'aux': model.auxiliary_head.conv_seg,
+    calls = count_calls({'decode': model.decode_head.bottleneck.conv,
+                         'decode classifier': model.decode_head.conv_seg,  # not a layer
+                         'aux': model.auxiliary_head.convs[0].conv,
+                         'psi classifier': model.local_heads[0]['classifier'].conv_seg,
                          'layer4.1': model.backbone.layer4[1].conv1})
     model.train_step(make_batch(), OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
-    assert calls == {'decode': 2, 'aux': 1, 'layer4.1': 1}
+    assert calls == {'decode': 2, 'decode classifier': 1, 'aux': 1, 'psi classifier': 2,
+                     'layer4.1': 1}
 
 
 @pytest.mark.parametrize('bad, message', [
     ('yes', 'must be None, True'),
     (dict(backbone=True, necks=True), "unknown part(s) ['necks']"),
-    (dict(backbone=1), 'must be True or False'),
+    (dict(backbone=1), 'backbone must be one of [True, False], got 1'),
+    (dict(decode_head='blocks'), "decode_head must be one of [True, False, 'head', 'layers']"),
 ])
 def test_bad_checkpointing_switch_names_the_fix(bad, message):
     with pytest.raises(ValueError, match=message.replace('(', r'\(').replace(')', r'\)')

@@ -15,6 +15,10 @@ EXPECTED = {
     'configs/deeplabv3_r101_infopro-k3_cityscapes.py': (3, ['layer3.5', 'layer3.18'], (3.0, 0.5)),
     'configs/deeplabv3_r101_infopro-k4_cityscapes.py':
     (4, ['layer3.1', 'layer3.11', 'layer3.21'], (3.0, 0.5)),
+    'configs/deeplabv3_r101_infopro-k4-cp_cityscapes.py':
+    (4, ['layer3.1', 'layer3.11', 'layer3.21'], (3.0, 0.5)),
+    'configs/deeplabv3_r101_infopro-k4-cp_cityscapes-1024x2048.py':
+    (4, ['layer3.1', 'layer3.11', 'layer3.21'], (3.0, 0.5)),
     'configs/deeplabv3_r101_infopro_4xb3_cityscapes.py': (2, ['layer3.12'], (1.0, 0.1)),
     'configs/deeplabv3_r101_infopro_cityscapes-640x1280.py': (2, ['layer3.12'], (2.0, 1.0)),
     'configs/deeplabv3_r101_greedy_cityscapes.py': (2, ['layer3.12'], (0.0, 1.0)),

@@ -71,7 +71,9 @@ class InfoProEncoderDecoder(EncoderDecoder):
             included): ``None`` (default, off), ``True`` / ``'all'``, or a dict choosing parts,
             ``dict(backbone=True, decode_head=True, auxiliary_head=True, local_heads=True)``.
             ``backbone`` recomputes every backbone unit (stem pieces, blocks) in its module's
-            backward; the heads (decode, auxiliary, w and psi) are recomputed up to their logits.
+            backward; the heads (decode, auxiliary, w and psi) are recomputed up to their logits,
+            whole (``'head'``) or layer by layer (``'layers'``; ``True`` picks per part, see
+            :data:`~infopro_seg.models.utils.checkpointing.DEFAULT_GRANULARITY`).
             Gradients and running statistics are those of the run without it
             (:mod:`infopro_seg.models.utils.checkpointing`).
         **kwargs: Any other EncoderDecoder argument (auxiliary_head, train_cfg, test_cfg,

@@ -1,5 +1,5 @@
 """One gradient-isolated local module: a run of backbone units plus the heads its loss trains."""
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
@@ -7,7 +7,8 @@ from torch import nn
 
 from ..backbones.infopro_resnet import BackbonePart
 from ..heads.reconstruction_head import ReconstructionHead
-from ..utils.checkpointing import checkpoint_call, head_reads, wrap_units_for_checkpointing
+from ..utils.checkpointing import (checkpoint_call, head_reads, layer_checkpointed_view,
+                                   wrap_units_for_checkpointing)
 
 #: How a head reads its input, by kind:
 #: 'reconstruction' (w): the module output and the de-normalised images;
@@ -28,8 +29,9 @@ class LocalModule(nn.Module):
         heads: ``(log prefix, head, kind, loss weight)`` for every head this module's loss trains;
             kind is one of :data:`HEAD_KINDS`; the weight scales the head's ``loss*`` entries.
         train_cfg: The segmentor's ``train_cfg``, passed to mmseg heads.
-        checkpoint_heads: One flag per head: recompute it in this module's backward instead of
-            keeping its activations (see :mod:`infopro_seg.models.utils.checkpointing`). Default:
+        checkpoint_heads: One entry per head: ``False``, or recompute it in this module's
+            backward instead of keeping its activations, as one region (``'head'``) or layer by
+            layer (``'layers'``) (see :mod:`infopro_seg.models.utils.checkpointing`). Default:
             none.
         checkpoint_units: Recompute every backbone unit of this module in its backward (units
             with mmseg's ``with_cp`` on do it themselves).
@@ -39,7 +41,7 @@ class LocalModule(nn.Module):
                  backbone_part: BackbonePart,
                  heads: Sequence[Tuple[str, nn.Module, str, float]],
                  train_cfg: Optional[dict] = None,
-                 checkpoint_heads: Sequence[bool] = (),
+                 checkpoint_heads: Sequence[Union[bool, str]] = (),
                  checkpoint_units: bool = False):
         super().__init__()
         self.backbone_part = backbone_part
@@ -48,7 +50,8 @@ class LocalModule(nn.Module):
         self.train_cfg = train_cfg
         for _, kind, _ in self.head_specs:
             assert kind in HEAD_KINDS, kind
-        self.checkpoint_heads: List[bool] = list(checkpoint_heads) or [False] * len(heads)
+        self.checkpoint_heads: List[Union[bool, str]] = (list(checkpoint_heads)
+                                                        or [False] * len(heads))
         assert len(self.checkpoint_heads) == len(heads), (checkpoint_heads, len(heads))
         if checkpoint_units:
             wrap_units_for_checkpointing(backbone_part.units)
@@ -77,8 +80,8 @@ class LocalModule(nn.Module):
         for head, (prefix, kind, weight), checkpointed in zip(self.heads, self.head_specs,
                                                               self.checkpoint_heads):
             if checkpointed:
-                head_losses = self._checkpointed_head_loss(head, kind, x, all_features,
-                                                           data_samples, images)
+                head_losses = self._checkpointed_head_loss(head, kind, checkpointed, x,
+                                                           all_features, data_samples, images)
             elif kind == 'reconstruction':
                 head_losses = head.loss(x, images)
             elif kind == 'classifier':
@@ -91,14 +94,15 @@ class LocalModule(nn.Module):
                 losses[f'{prefix}.{name}'] = value
         return x, outputs, losses
 
-    def _checkpointed_head_loss(self, head: nn.Module, kind: str, x: torch.Tensor,
-                                features: List[Optional[torch.Tensor]], data_samples: list,
-                                images: Optional[torch.Tensor]) -> Dict[str, torch.Tensor]:
+    def _checkpointed_head_loss(self, head: nn.Module, kind: str, granularity: str,
+                                x: torch.Tensor, features: List[Optional[torch.Tensor]],
+                                data_samples: list, images: Optional[torch.Tensor]
+                                ) -> Dict[str, torch.Tensor]:
         """A head's losses with its forward recomputed in backward.
 
         Heads whose ``loss`` is forward + ``loss_by_feat`` (mmseg's decode heads, w, psi) are
-        checkpointed up to their logits and the loss is computed outside; any other head's whole
-        ``loss`` is checkpointed.
+        checkpointed up to their logits, as one region or layer by layer (``granularity``), and
+        the loss is computed outside; any other head's whole ``loss`` is one region.
         """
         if kind == 'reconstruction':
             inputs, unpack, target = [x], (lambda feature: feature), images
@@ -112,7 +116,10 @@ class LocalModule(nn.Module):
                           for i, f in enumerate(features)]
             unpack, target = (lambda *feats: list(feats)), data_samples
         if type(head).loss in (BaseDecodeHead.loss, ReconstructionHead.loss):
-            logits = checkpoint_call(lambda *t: head(unpack(*t)), head, *inputs)
+            if granularity == 'layers':
+                logits = layer_checkpointed_view(head)(unpack(*inputs))
+            else:
+                logits = checkpoint_call(lambda *t: head(unpack(*t)), head, *inputs)
             return head.loss_by_feat(logits, target)
         names = []
 

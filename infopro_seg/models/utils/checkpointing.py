@@ -29,6 +29,7 @@ non-reentrant variant the meter would miss it and report a peak that is too low.
 variant needs an input that requires grad to back-propagate into the region's parameters; where
 there is none (the image, a detached module input) a zero-size anchor that does is passed along.
 """
+import copy
 from contextlib import contextmanager
 from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
@@ -39,17 +40,29 @@ from torch.utils.checkpoint import checkpoint
 #: The parts of a local module ``model.checkpointing`` switches, by name.
 CHECKPOINT_PARTS = ('backbone', 'decode_head', 'auxiliary_head', 'local_heads')
 
+#: How a head is recomputed: ``'head'``: the whole head up to its logits is one region (it keeps
+#: only its input); ``'layers'``: each conv-norm-activation layer is a region (it keeps each
+#: layer's input, and only one layer's activations exist during its backward).
+HEAD_GRANULARITIES = ('head', 'layers')
 
-def parse_checkpointing(cfg: Union[None, bool, str, dict]) -> Dict[str, bool]:
-    """Normalise ``model.checkpointing`` to ``{part: bool}`` for every :data:`CHECKPOINT_PARTS`.
+#: What ``True`` means per part. The ASPP head's five branches and its concatenation would all be
+#: alive at once when recomputed as one region (about 0.5 GiB at 512x1024, batch 2, measured on
+#: the meta device): layer by layer, only one branch is. w and psi keep only their input whole.
+DEFAULT_GRANULARITY = dict(backbone=True, decode_head='layers', auxiliary_head='layers',
+                           local_heads='head')
+
+
+def parse_checkpointing(cfg: Union[None, bool, str, dict]) -> Dict[str, Union[bool, str]]:
+    """Normalise ``model.checkpointing`` to one entry per :data:`CHECKPOINT_PARTS`.
 
     Args:
-        cfg: ``None`` or ``False`` (off, the default), ``True`` or ``'all'`` (every part), or a
-            dict naming parts, e.g. ``dict(backbone=True, local_heads=True)`` (parts not named
-            are off).
+        cfg: ``None`` or ``False`` (off, the default); ``True`` or ``'all'`` (every part, at its
+            :data:`DEFAULT_GRANULARITY`); or a dict naming parts (parts not named are off):
+            ``backbone=True`` recomputes every backbone unit, a head part takes ``True``
+            (its default granularity), ``'head'`` or ``'layers'`` (:data:`HEAD_GRANULARITIES`).
 
     Returns:
-        dict: One flag per part.
+        dict: ``backbone``: bool; each head part: ``False``, ``'head'`` or ``'layers'``.
 
     Raises:
         ValueError: Anything else, naming the accepted forms.
@@ -57,18 +70,23 @@ def parse_checkpointing(cfg: Union[None, bool, str, dict]) -> Dict[str, bool]:
     if cfg is None or cfg is False:
         return {part: False for part in CHECKPOINT_PARTS}
     if cfg is True or cfg == 'all':
-        return {part: True for part in CHECKPOINT_PARTS}
-    if isinstance(cfg, dict):
-        unknown = sorted(set(cfg) - set(CHECKPOINT_PARTS))
-        if unknown:
-            raise ValueError(f'model.checkpointing: unknown part(s) {unknown}; the parts are '
-                             f'{list(CHECKPOINT_PARTS)}')
-        not_bool = sorted(part for part, value in cfg.items() if not isinstance(value, bool))
-        if not_bool:
-            raise ValueError(f'model.checkpointing: {not_bool} must be True or False')
-        return {part: cfg.get(part, False) for part in CHECKPOINT_PARTS}
-    raise ValueError(f"model.checkpointing must be None, True, 'all' or a dict of "
-                     f'{list(CHECKPOINT_PARTS)} -> bool, got {cfg!r}')
+        return dict(DEFAULT_GRANULARITY)
+    if not isinstance(cfg, dict):
+        raise ValueError(f"model.checkpointing must be None, True, 'all' or a dict of "
+                         f'{list(CHECKPOINT_PARTS)}, got {cfg!r}')
+    unknown = sorted(set(cfg) - set(CHECKPOINT_PARTS))
+    if unknown:
+        raise ValueError(f'model.checkpointing: unknown part(s) {unknown}; the parts are '
+                         f'{list(CHECKPOINT_PARTS)}')
+    parsed = {}
+    for part in CHECKPOINT_PARTS:
+        value = cfg.get(part, False)
+        allowed = [True, False] + ([] if part == 'backbone' else list(HEAD_GRANULARITIES))
+        if not any(value is a if isinstance(a, bool) else value == a for a in allowed):
+            raise ValueError(f'model.checkpointing.{part} must be one of {allowed}, got '
+                             f'{value!r}')
+        parsed[part] = DEFAULT_GRANULARITY[part] if value is True else value
+    return parsed
 
 
 @contextmanager
@@ -226,6 +244,30 @@ class BlockCheckpointGuard:
         for handle in self.handles + sum(self._layer_handles.values(), []):
             handle.remove()
         self.handles, self._layer_handles = [], {}
+
+
+def _is_layer(module: nn.Module) -> bool:
+    from mmcv.cnn import ConvModule, DepthwiseSeparableConvModule
+    return isinstance(module, (ConvModule, DepthwiseSeparableConvModule))
+
+
+def layer_checkpointed_view(module: nn.Module) -> nn.Module:
+    """A view of ``module`` whose conv-norm-activation layers each run through
+    :class:`CheckpointedUnit`; the module itself is left untouched.
+
+    Containers on the way to a layer are shallow copies (same parameters, buffers, hooks and
+    code, a new table of children), so the head's own ``forward`` runs unchanged and calls the
+    wrapped layers. Each layer keeps only its input; one layer at a time is recomputed.
+    """
+    if _is_layer(module):
+        return CheckpointedUnit(module)
+    children = {name: layer_checkpointed_view(child) if child is not None else None
+                for name, child in module._modules.items()}
+    if all(children[name] is child for name, child in module._modules.items()):
+        return module
+    view = copy.copy(module)
+    view.__dict__['_modules'] = children
+    return view
 
 
 def guard_with_cp_blocks(backbone: nn.Module) -> List[BlockCheckpointGuard]:
