@@ -329,3 +329,21 @@ def test_checkpointed_configs_build_with_the_switch_on(path, crop, amp):
     assert tuple(cfg.model.data_preprocessor.size) == crop
     assert cfg.train_dataloader.batch_size == 2
     assert (cfg.optim_wrapper.type == 'AmpOptimWrapper') == amp
+
+
+@pytest.mark.parametrize('checkpointing', [None, True])
+def test_emulated_autocast_saves_what_real_autocast_saves(checkpointing):
+    """The meta-device AMP estimate's casting rules, checked against torch.autocast on the CPU
+    (bfloat16, the dtype CPU autocast runs): the same saved-tensor peak, to the byte."""
+    from infopro_seg.utils.meta_autocast import EmulatedAutocast
+    peaks = []
+    for context in (lambda: torch.autocast('cpu', dtype=torch.bfloat16),
+                    lambda: EmulatedAutocast(torch.bfloat16)):
+        model = build_model(cfg_with(4, checkpointing=checkpointing))
+        wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+        with SavedTensorMeter() as meter, context():
+            model.train_step(make_batch(), wrapper)
+        peaks.append(meter.peak_bytes)
+    fp32 = SavedTensorMeter()
+    one_step(cfg_with(4, checkpointing=checkpointing), fp32)
+    assert peaks[0] == peaks[1] < fp32.peak_bytes

@@ -30,12 +30,14 @@ variant needs an input that requires grad to back-propagate into the region's pa
 there is none (the image, a detached module input) a zero-size anchor that does is passed along.
 """
 import copy
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
+
+from ...utils.meta_autocast import EmulatedAutocast, emulated_autocast_dtype
 
 #: The parts of a local module ``model.checkpointing`` switches, by name.
 CHECKPOINT_PARTS = ('backbone', 'decode_head', 'auxiliary_head', 'local_heads')
@@ -134,13 +136,18 @@ def checkpoint_call(function: Callable, stateful: nn.Module, *args):
         device = tensors[0].device if tensors else None
         anchor = (torch.empty(0, device=device, requires_grad=True), )
     calls = []
+    # torch's checkpoint recomputes under the forward's autocast state; do the same for the
+    # emulation that memory estimates use on the meta device.
+    emulated = emulated_autocast_dtype()
 
     def run(*inputs):
         inputs = inputs[:len(args)]  # drop the anchor
         calls.append(None)
         if len(calls) == 1:  # the forward pass
             return function(*inputs)
-        with buffers_restored(stateful):  # a recomputation in backward
+        # A recomputation in backward.
+        with buffers_restored(stateful), (EmulatedAutocast(emulated) if emulated is not None
+                                          else nullcontext()):
             return function(*inputs)
 
     return checkpoint(run, *args, *anchor, use_reentrant=True)
