@@ -22,18 +22,20 @@ and stems have no ``with_cp`` at all; at 1024x2048 one such R-101 layer3 block k
 Units that checkpoint themselves (``with_cp`` set in the config) are left to do so, with their
 running statistics guarded the same way (:class:`BlockCheckpointGuard`).
 
-All use torch's *reentrant* variant, the one mmseg's ``with_cp`` uses: its recomputation saves
-tensors through the ordinary saved-tensor hooks, so :class:`~infopro_seg.utils.SavedTensorMeter`
-(the CPU and meta-device accounting) sees the recomputation's memory as it happens. With the
-non-reentrant variant the meter would miss it and report a peak that is too low. The reentrant
-variant needs an input that requires grad to back-propagate into the region's parameters; where
-there is none (the image, a detached module input) a zero-size anchor that does is passed along.
+Regions are run by torch's *reentrant* variant, the one mmseg's ``with_cp`` uses: its
+recomputation saves tensors through the ordinary saved-tensor hooks, so
+:class:`~infopro_seg.utils.SavedTensorMeter` (the CPU and meta-device accounting) sees the
+recomputation's memory as it happens. With the non-reentrant variant the meter would miss it and
+report a peak that is too low. The reentrant variant needs an input that requires grad to
+back-propagate into the region's parameters; where there is none (the image, a detached module
+input) a zero-size anchor that does is passed along.
 """
 import copy
 from contextlib import contextmanager, nullcontext
 from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
+from mmcv.cnn import ConvModule, DepthwiseSeparableConvModule
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -154,13 +156,13 @@ def checkpoint_call(function: Callable, stateful: nn.Module, *args):
 
 
 class CheckpointedUnit(nn.Module):
-    """Runs a backbone unit through :func:`checkpoint_call`.
+    """Runs a backbone unit or a head's layer through :func:`checkpoint_call`.
 
-    Used on the local modules' on-demand backbone parts only: the backbone and its state dict
-    keep mmseg's modules and names.
+    Used in the local modules' on-demand views only (backbone parts, head views): the model and
+    its state dict keep mmseg's modules and names.
 
     Args:
-        unit: The unit (one input tensor, one output tensor).
+        unit: The unit or layer (one input tensor, one output tensor).
     """
 
     def __init__(self, unit: nn.Module):
@@ -254,7 +256,6 @@ class BlockCheckpointGuard:
 
 
 def _is_layer(module: nn.Module) -> bool:
-    from mmcv.cnn import ConvModule, DepthwiseSeparableConvModule
     return isinstance(module, (ConvModule, DepthwiseSeparableConvModule))
 
 
