@@ -1,5 +1,4 @@
-"""The building blocks of a synthetic street (with windows, shops and signs) and what shows
-through the gaps between them."""
+"""Building blocks along a synthetic street (windows, shops, signs) and trees behind the gaps."""
 from __future__ import annotations
 
 from typing import Optional
