@@ -5,6 +5,8 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
+from unittest import mock
 
 import pytest
 import torch
@@ -213,3 +215,65 @@ def test_auto_without_a_planner_config_fails_clearly():
     from infopro_seg.models.backbones import InfoProResNet
     with pytest.raises(ValueError, match="resolved by InfoProEncoderDecoder"):
         InfoProResNet(depth=18, split_points='auto')
+
+
+def _auto_cfg(num_modules=3, crop=(112, 112)):
+    cfg = tiny_deeplab_cfg(split_points=[], depth=50)
+    cfg['backbone']['split_points'] = 'auto'
+    cfg['split_planner'] = dict(num_modules=num_modules, crop_size=crop, batch_size=2)
+    return cfg
+
+
+def test_auto_splits_are_planned_once_per_configuration():
+    from infopro_seg.planning import split_planner
+    with mock.patch.object(split_planner, 'profile_model',
+                           wraps=split_planner.profile_model) as profiled:
+        first, second = build_model(_auto_cfg()), build_model(_auto_cfg())
+        assert profiled.call_count == 1  # the second build reuses the plan
+        assert first.backbone.split_points == second.backbone.split_points
+        build_model(_auto_cfg(num_modules=2))  # another configuration is planned anew
+        assert profiled.call_count == 2
+
+
+def _plan_on_rank(rank, world_size, init_file, out_dir):
+    """A rank of a gloo job building an 'auto' model: rank 0 plans, the others receive."""
+    import torch.distributed as dist
+    from infopro_seg.planning import split_planner
+    dist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank,
+                            world_size=world_size, timeout=timedelta(seconds=60))
+    try:
+        with mock.patch.object(split_planner, 'profile_model',
+                               wraps=split_planner.profile_model) as profiled:
+            model = build_model(_auto_cfg(crop=(104, 104)))
+        torch.save(dict(split_points=model.backbone.split_points,
+                        profiled=profiled.call_count), os.path.join(out_dir, f'rank{rank}.pt'))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_auto_splits_are_planned_by_rank_0_only(tmp_path):
+    torch.multiprocessing.spawn(_plan_on_rank, args=(2, str(tmp_path / 'init'), str(tmp_path)),
+                                nprocs=2)
+    ranks = [torch.load(tmp_path / f'rank{r}.pt') for r in range(2)]
+    assert [r['profiled'] for r in ranks] == [1, 0]
+    assert ranks[0]['split_points'] == ranks[1]['split_points']
+    assert len(ranks[0]['split_points']) == 2
+
+
+def test_models_do_not_import_the_planning_package():
+    import ast
+    models = os.path.join(REPO, 'infopro_seg', 'models')
+    for folder, _, files in os.walk(models):
+        for name in files:
+            if not name.endswith('.py'):
+                continue
+            with open(os.path.join(folder, name)) as f:
+                tree = ast.parse(f.read())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom):
+                    modules = [('.' * node.level) + (node.module or '')]
+                elif isinstance(node, ast.Import):
+                    modules = [alias.name for alias in node.names]
+                else:
+                    continue
+                assert not any('planning' in m for m in modules), (name, modules)

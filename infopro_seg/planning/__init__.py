@@ -7,6 +7,7 @@
 - :mod:`.report`: plans as text;
 - :mod:`.split_planner`: :class:`SplitPlanner`, registered in mmseg's ``TASK_UTILS``, which the
   segmentor builds to resolve ``split_points='auto'``;
+- :mod:`.build`: building a config on one device (SyncBN as BN);
 - :mod:`.config`: what the tools read from a full config;
 - :mod:`.benchmark`: the memory/time benchmark of E2E, checkpointing, AMP and InfoPro K=N.
 
@@ -21,8 +22,8 @@ from .solver import SplitPlan, evaluate_cuts, fit_budget, naive_cuts, plan_split
 from .split_planner import SplitPlanner
 
 __all__ = [
-    'config_batch_size', 'config_crop_size', 'config_cuts', 'config_optimizer', 'meta_masks_select_all',
-    'SavedBytesMeter', 'MemoryProfile', 'optimizer_state_factor', 'profile_model',
+    'config_batch_size', 'config_crop_size', 'config_cuts', 'config_optimizer',
+    'meta_masks_select_all', 'SavedBytesMeter', 'MemoryProfile', 'optimizer_state_factor', 'profile_model',
     'budget_message', 'describe_plan', 'summarize_plan', 'SplitPlan', 'evaluate_cuts',
     'fit_budget', 'naive_cuts', 'plan_splits', 'SplitPlanner'
 ]

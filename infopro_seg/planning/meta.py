@@ -19,9 +19,11 @@ def meta_masks_select_all() -> Iterator[None]:
     """Inside the block, boolean masks on meta tensors select every element (real tensors are
     unaffected).
 
-    This is PyTorch's ``meta_nonzero_assume_all_nonzero`` setting, restored when the block exits.
-    The sizes it gives are upper bounds; only the logged metric depends on them, never what a
-    training step saves for backward.
+    This is PyTorch's own ``meta_nonzero_assume_all_nonzero`` setting, restored when the block
+    exits. The sizes it gives are upper bounds: in our segmentors' training steps only the logged
+    accuracy depends on them, not what is saved for backward (the meta estimate equals the CPU
+    measurement to the byte, see tests/test_benchmark_planner.py). A loss that selects pixels
+    by a mask while keeping the selection for backward would be overestimated.
     """
     with fx_config.patch(meta_nonzero_assume_all_nonzero=True):
         yield
