@@ -4,6 +4,12 @@ from typing import List, Optional, Sequence, Tuple
 from ..models.splits import SPLIT_PRESETS, resolve_split_points
 
 
+def model_crop_size(model_cfg: dict) -> Optional[Tuple[int, int]]:
+    """The crop a model config pads its batches to: its data preprocessor's ``size``, if any."""
+    crop = (model_cfg.get('data_preprocessor') or {}).get('size')
+    return (int(crop[0]), int(crop[1])) if crop else None
+
+
 def config_crop_size(cfg) -> Optional[Tuple[int, int]]:
     """The config's training crop: its ``crop_size``, else the data preprocessor's ``size``.
 
@@ -13,8 +19,8 @@ def config_crop_size(cfg) -> Optional[Tuple[int, int]]:
     Returns:
         tuple or None: ``(H, W)``, or ``None`` when the config names no crop.
     """
-    crop = cfg.get('crop_size') or (cfg.model.get('data_preprocessor') or {}).get('size')
-    return (int(crop[0]), int(crop[1])) if crop else None
+    crop = cfg.get('crop_size')
+    return (int(crop[0]), int(crop[1])) if crop else model_crop_size(cfg.model)
 
 
 def config_batch_size(cfg, default: int = 2) -> int:

@@ -201,8 +201,12 @@ def profile_model(model_cfg: dict,
                   optimizer_cfg: Optional[dict] = None) -> MemoryProfile:
     """Measure the activation memory of every unit and head of a model, for one crop and batch.
 
-    One forward pass through all units keeps every graph alive, so each storage is charged to
-    the unit that saves it first; the heads then run on the unit outputs they would read.
+    The segmentor is built from ``model_cfg`` through mmseg's registry as one local module
+    (:func:`profiled_model_cfg`; SyncBN converted to BN after the build), so the modules measured
+    are the ones the config builds. One forward pass through all its backbone units keeps every
+    graph alive, so each storage is charged to the unit that saves it first; the decode and
+    auxiliary heads then run on the unit outputs they read, and the local heads (built by the
+    segmentor's :func:`build_local_head`) on every candidate cut's output.
 
     Args:
         model_cfg: An InfoPro segmentor config (``cfg.model``), or an mmseg EncoderDecoder on a

@@ -26,6 +26,7 @@ from mmengine.logging import print_log
 from mmseg.registry import TASK_UTILS
 
 from ..utils.memory import GiB
+from .config import model_crop_size
 from .profile import profile_model
 from .report import budget_message
 from .solver import SplitPlan, fit_budget, plan_splits
@@ -125,7 +126,7 @@ class SplitPlanner:
         return copy.deepcopy(_PLANS[key])
 
     def _make_plan(self, model_cfg: dict) -> SplitPlan:
-        crop_size = self.crop_size or (model_cfg.get('data_preprocessor') or {}).get('size')
+        crop_size = self.crop_size or model_crop_size(model_cfg)
         if crop_size is None:
             raise ValueError('split_planner needs crop_size=(H, W) (the data preprocessor has no '
                              'size to take it from)')
