@@ -18,6 +18,7 @@ exists, rank 0 plans and broadcasts the plan (or its error) to the other ranks, 
 second model. All ranks must therefore build the model together, as mmengine's Runner does.
 """
 import copy
+import pickle
 from collections import OrderedDict
 from typing import Optional, Sequence
 
@@ -44,6 +45,14 @@ def _canonical(value) -> str:
     if isinstance(value, (list, tuple)):
         return '[' + ', '.join(_canonical(item) for item in value) + ']'
     return repr(value)
+
+
+def _picklable(value) -> bool:
+    try:
+        pickle.dumps(value)
+    except Exception:
+        return False
+    return True
 
 
 @TASK_UTILS.register_module()
@@ -110,7 +119,8 @@ class SplitPlanner:
             try:
                 payload = [self._plan_once(model_cfg)]
             except Exception as error:
-                payload = [error]
+                payload = [error if _picklable(error) else RuntimeError(
+                    f'{type(error).__name__}: {error}')]
         broadcast_object_list(payload, src=0)
         if isinstance(payload[0], Exception):
             raise payload[0]
