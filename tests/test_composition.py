@@ -346,3 +346,34 @@ def test_emulated_autocast_saves_what_real_autocast_saves(checkpointing):
     fp32 = SavedTensorMeter()
     one_step(cfg_with(4, checkpointing=checkpointing), fp32)
     assert peaks[0] == peaks[1] < fp32.peak_bytes
+
+
+# ----------------------------------------------------------------------------- benchmark
+
+def test_interleaved_benchmark_names_and_summary():
+    from infopro_seg.planning.benchmark.interleaved import (ALL_COMBINATIONS, parse_combination,
+                                                            summarize)
+    assert len(ALL_COMBINATIONS) == 16
+    assert parse_combination('infopro-k4+cp+amp') == ('infopro', 4, True, True)
+    assert parse_combination('amp') == ('e2e', 1, False, True)
+    assert parse_combination('e2e+cp+amp') == ('e2e', 1, True, True)
+    assert parse_combination('with_cp') == ('with_cp', 1, False, False)
+    with pytest.raises(ValueError, match='unknown method'):
+        parse_combination('infopro-k2+amp+cp')
+    rows = summarize({'e2e': [(2.0, 4.0), (4.0, 4.0), (3.0, 4.0)],
+                      'infopro-k2': [(3.0, 6.0), (3.3, 5.0), (9.0, 7.0)]})
+    k2 = rows[1]
+    assert (k2['wall_s'], k2['wall_min'], k2['wall_max']) == (3.3, 3.0, 9.0)
+    assert k2['wall_ratio'] == pytest.approx(1.1) and k2['cpu_ratio'] == pytest.approx(1.5)
+
+
+def test_interleaved_benchmark_runs_every_method_each_round(capsys):
+    from mmengine.config import Config
+    from infopro_seg.planning.benchmark.interleaved import time_interleaved
+    cfg = Config(dict(model=tiny_deeplab_cfg(split_points=['layer3.0'])))
+    methods = ['e2e', 'with_cp', 'infopro-k2+cp+amp']
+    times = time_interleaved(cfg, methods, {1: [], 2: ['layer3.0']}, (32, 32), 2, rounds=2)
+    assert {m: len(t) for m, t in times.items()} == {m: 2 for m in methods}
+    log = [line.split('] ')[1].split(':')[0] for line in capsys.readouterr().err.splitlines()
+           if line.startswith('  [')]
+    assert log == methods * 3  # warm-up + 2 rounds, interleaved
