@@ -59,7 +59,9 @@ def parse_combination(name: str) -> Tuple[str, int, bool, bool]:
 def _model_cfg(cfg, cuts: Sequence[str], crop: Sequence[int]) -> dict:
     model = copy.deepcopy(cfg.model.to_dict())
     drop_pretrained(model)
-    model['data_preprocessor']['size'] = tuple(crop)
+    preprocessor = model.get('data_preprocessor')
+    if preprocessor is not None and preprocessor.get('size_divisor') is None:
+        preprocessor['size'] = tuple(crop)  # pad nothing beyond the crop
     model['backbone']['split_points'] = list(cuts)
     model.pop('split_planner', None)
     model['checkpointing'] = None
