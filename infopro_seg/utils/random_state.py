@@ -40,10 +40,11 @@ def restore_random_states(states: Dict[str, object]) -> None:
             CUDA states are restored when CUDA is in use and the device count matches.
     """
     python = states['python']
+    # A resumed checkpoint may have been mapped to the GPU; the RNG setters take CPU data.
     random.setstate((python['version'], tuple(python['state'].tolist()), python['gauss_next']))
     numpy = states['numpy']
-    np.random.set_state(('MT19937', numpy['keys'].numpy().astype(np.uint32), numpy['position'],
-                         numpy['has_gauss'], numpy['cached_gaussian']))
+    np.random.set_state(('MT19937', numpy['keys'].cpu().numpy().astype(np.uint32),
+                         numpy['position'], numpy['has_gauss'], numpy['cached_gaussian']))
     torch.set_rng_state(states['torch'].cpu())
     cuda = states.get('cuda')
     if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
