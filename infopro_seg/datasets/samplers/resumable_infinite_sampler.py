@@ -135,6 +135,9 @@ class ResumableInfiniteSampler(InfiniteSampler):
         return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
     def __iter__(self) -> Iterator[SampleIndex]:
+        if self.size == 0:
+            raise ValueError(f'the training dataset ({type(self.dataset).__name__}) is empty: '
+                             'check its data_root and data_prefix')
         position = self.rank + self.start * self.world_size
         epoch, offset = divmod(position, self.size)
         while True:

@@ -57,7 +57,8 @@ class ExactResumeHook(Hook):
     mmengine's replay of the skipped batches alone. Only rank 0 writes checkpoints, so under
     ``randomness.diff_rank_seed=True`` the other ranks resume with rank 0's states.
 
-    Enable with ``custom_hooks = [dict(type='ExactResumeHook')]`` and
+    Enable with ``default_hooks = dict(exact_resume=dict(type='ExactResumeHook'))`` (or in
+    ``custom_hooks``) and
     ``train_dataloader = dict(sampler=dict(type='ResumableInfiniteSampler', shuffle=True))``
     (both set in the InfoPro configs).
     """
