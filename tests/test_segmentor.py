@@ -1,11 +1,13 @@
 """The local training step: isolation, memory, equivalences with mmseg/mmengine, heads, errors."""
 import copy
+import warnings
 
 import pytest
 import torch
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 
 from conftest import build_model, make_batch, tiny_deeplab_cfg
+from infopro_seg.models.segmentors.infopro_encoder_decoder import SummedLocalLossWarning
 from infopro_seg.utils import SavedTensorMeter
 
 
@@ -286,9 +288,6 @@ def test_every_module_skips_sync_exactly_on_accumulating_iterations():
 
 
 def summed_loss_warnings(action):
-    import warnings
-
-    from infopro_seg.models.segmentors.infopro_encoder_decoder import SummedLocalLossWarning
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         action()

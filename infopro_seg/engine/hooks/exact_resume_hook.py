@@ -102,8 +102,9 @@ class ExactResumeHook(Hook):
         if not (isinstance(sampler, ResumableInfiniteSampler)
                 and hasattr(loop, 'dataloader_iterator')):
             print_log('ExactResumeHook: the train loop is not iteration-based with a '
-                      'ResumableInfiniteSampler, so mmengine replays (loads and augments) the skipped batches and worker '
-                      'augmentation is not restored', logger='current', level=logging.WARNING)
+                      'ResumableInfiniteSampler, so mmengine replays (loads and augments) the '
+                      'skipped batches and worker augmentation is not restored',
+                      logger='current', level=logging.WARNING)
             return
         if loaded is not None and int(loaded['sampler_seed']) != sampler.seed:
             print_log(f'ExactResumeHook: the data stream continues with the checkpoint\'s seed '

@@ -281,8 +281,9 @@ class InfoProEncoderDecoder(EncoderDecoder):
 
         Modules still see detached inputs, so back-propagating the sum gives InfoPro's gradients,
         but every module's graph stays alive until then: no memory is saved. Training uses
-        :meth:`train_step`; called in training mode with gradients enabled (mmengine's stock
-        ``MMDistributedDataParallel``, a custom loop), this warns once (:data:`SUMMED_LOSS_WARNING`).
+        :meth:`train_step`. Called in training mode with gradients enabled (mmengine's stock
+        ``MMDistributedDataParallel``, a custom loop), it warns once
+        (:data:`SUMMED_LOSS_WARNING`).
         """
         if self.training and torch.is_grad_enabled():
             self._warn_summed_losses()
