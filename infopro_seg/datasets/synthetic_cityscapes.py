@@ -28,7 +28,7 @@ from typing import Iterable, Optional, Sequence, Union
 import cv2
 import numpy as np
 
-from ..utils.atomic import atomic_write_bytes, remove_temp_files
+from ..fileio.atomic import atomic_write_bytes, remove_temp_files
 
 SPLIT_CITIES = {'train': ('aachen', 'bremen'), 'val': ('frankfurt', 'lindau')}
 FRAME_ID = 19  # the annotated frame of every real Cityscapes snippet is frame 000019
