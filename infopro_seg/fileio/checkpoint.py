@@ -183,6 +183,8 @@ def _fail(path: Path, reason: str, problem: str, fix: str) -> CheckpointError:
 
 
 _DOWNLOAD_AGAIN = 'use an earlier checkpoint, or copy or download it again'
+#: How a checkpoint in torch's pre-1.6 (non-zip) format begins: the pickled magic number.
+_LEGACY_HEADER = pickle.dumps(torch.serialization.MAGIC_NUMBER, protocol=2)[:-1]
 
 
 def _zip_members(path: Path) -> Set[str]:
@@ -209,16 +211,20 @@ def _file_format(path: Path) -> str:
             raise _fail(path, 'truncated', 'is truncated (its zip archive ends before the '
                         'table of contents)', _DOWNLOAD_AGAIN)
         members = _zip_members(path)
-        if 'data.pkl' in members:
-            return 'zip'
         if 'constants.pkl' in members:
             raise _fail(path, 'not_a_checkpoint', 'is a TorchScript archive (a compiled '
                         'model), not a checkpoint', 'give a state_dict checkpoint written by '
                         'torch.save / mmengine (TorchScript loads with torch.jit.load)')
-        raise _fail(path, 'not_a_checkpoint', 'is a zip archive but not a PyTorch checkpoint '
-                    '(no data.pkl)', 'give the .pth file written by torch.save / mmengine')
-    if head[0] == pickle.PROTO[0]:
+        if 'data.pkl' not in members:
+            raise _fail(path, 'not_a_checkpoint', 'is a zip archive but not a PyTorch '
+                        'checkpoint (no data.pkl)',
+                        'give the .pth file written by torch.save / mmengine')
+        return 'zip'
+    if head.startswith(_LEGACY_HEADER):
         return 'legacy'
+    if head[0] == pickle.PROTO[0]:
+        raise _fail(path, 'not_a_checkpoint', 'is a Python pickle, not a PyTorch checkpoint',
+                    'give the .pth file written by torch.save / mmengine')
     looks = 'text (an HTML page or an error message saved by a failed download?)' \
         if all(32 <= byte < 127 or byte in b'\t\r\n' for byte in head) else 'unknown bytes'
     raise _fail(path, 'not_a_checkpoint', f'is not a PyTorch checkpoint: it holds {looks}',
@@ -258,16 +264,23 @@ def _unusable_devices(path: Path, map_location: Any) -> List[str]:
     return unusable
 
 
-def _corruption(path: Path, error: BaseException) -> CheckpointError:
+def _corruption(path: Path, error: BaseException, file_format: str) -> CheckpointError:
     """The error for a file that has the right structure but cannot be read back."""
+    if file_format == 'legacy':  # no table of contents: a short file reads as corrupt
+        return _fail(path, 'corrupt', f'is truncated or corrupt ({_first_line(error)})',
+                     _DOWNLOAD_AGAIN)
     try:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
     except (zipfile.BadZipFile, OSError, RuntimeError, ValueError):
         bad = None
     where = f' (member {bad} fails its checksum)' if bad else ''
-    detail = f'{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ""}'
-    return _fail(path, 'corrupt', f'is corrupt{where} ({detail})', _DOWNLOAD_AGAIN)
+    return _fail(path, 'corrupt', f'is corrupt{where} ({_first_line(error)})', _DOWNLOAD_AGAIN)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f'{type(error).__name__}: {text.splitlines()[0]}' if text else type(error).__name__
 
 
 def _refusal(error: BaseException) -> Optional[RefusedData]:
@@ -317,16 +330,18 @@ def load_checkpoint_safely(filename: Union[str, Path],
         raise
     except torch.OutOfMemoryError as error:
         raise _fail(path, 'out_of_memory', f'does not fit in the memory of {map_location!r} '
-                    f'({str(error).splitlines()[0]})', 'free memory on that device (other '
+                    f'({_first_line(error)})', 'free memory on that device (other '
                     "processes, see nvidia-smi) or load it to the CPU (map_location='cpu')"
                     ) from error
     except pickle.UnpicklingError as error:
         refused = _refusal(error)
         if refused is not None:
             raise _foreign_code(path, str(refused)) from error
-        if file_format == 'legacy':  # torch lists the globals of zip files only
-            raise _foreign_code(path, f'objects torch does not allow ({error})') from error
-        raise _corruption(path, error) from error
+        if file_format == 'legacy':  # torch lists the globals of zip checkpoints only
+            cause = error.__context__ or error  # the unpickler's own error, before torch's text
+            raise _foreign_code(path, f'objects torch does not allow ({_first_line(cause)})'
+                                ) from error
+        raise _corruption(path, error, file_format) from error  # fine globals, damaged pickle
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as error:
         unusable = _unusable_devices(path, map_location)
         if unusable:
@@ -336,7 +351,7 @@ def load_checkpoint_safely(filename: Union[str, Path],
         if isinstance(error, EOFError):
             raise _fail(path, 'truncated', 'is truncated (it ends inside its data)',
                         _DOWNLOAD_AGAIN) from error
-        raise _corruption(path, error) from error
+        raise _corruption(path, error, file_format) from error
     return _restore_history_buffers(checkpoint, {})
 
 
