@@ -184,8 +184,11 @@ def test_interrupted_conversion_resumes(converted_copy):
     labels = _labels(converted_copy)
     lost = labels[2]
     lost.unlink()
-    stale = lost.with_name(f'.{lost.name}.x1y2z3.tmp.png')  # the name atomic_path gives
-    stale.write_bytes(b'\x89PNG half written')  # what a killed worker leaves behind
+    # what a killed worker leaves behind, named as atomic_path names it (host-pid-token);
+    # untouched for two days, so stale whichever host wrote it
+    stale = lost.with_name(f'.{lost.name}.otherhost-1-0123abcd.tmp.png')
+    stale.write_bytes(b'\x89PNG half written')
+    os.utime(stale, (0, 0))
     truncated = labels[4]
     truncated.write_bytes(truncated.read_bytes()[:40])  # newer than its JSON but unreadable
     json_path = Path(str(labels[0]).replace('_labelTrainIds.png', '_polygons.json'))
