@@ -2,22 +2,16 @@
 
 Writes ``leftImg8bit/{train,val}/<city>/*_leftImg8bit.png`` and
 ``gtFine/{train,val}/<city>/*_gtFine_polygons.json``; convert the polygons to the label PNGs mmseg
-reads with ``tools/convert_cityscapes.py``, exactly as for the real data set::
+reads with ``tools/dataset_converters/cityscapes.py``, exactly as for the real data set::
 
     python tools/generate_synthetic_cityscapes.py data/synthetic_cityscapes
-    python tools/convert_cityscapes.py data/synthetic_cityscapes
+    python tools/dataset_converters/cityscapes.py data/synthetic_cityscapes
 """
 import argparse
-import importlib.util
-import os.path as osp
 import sys
 import time
 
-if importlib.util.find_spec('infopro_seg') is None:  # run from a checkout without installing
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from infopro_seg.datasets.synthetic_cityscapes import \
-    generate_synthetic_cityscapes  # noqa: E402
+from infopro_seg.datasets import generate_synthetic_cityscapes
 
 
 def parse_args() -> argparse.Namespace:
