@@ -1,5 +1,6 @@
 """Checkpoints: weights-only loading of stock mmengine files, refusal of code, errors by cause,
 publishing for mmseg, load_from."""
+import copyreg
 import importlib
 import os
 import subprocess
@@ -69,6 +70,17 @@ def test_stock_mmengine_checkpoint_loads_weights_only_and_leaves_no_trace(tmp_pa
     assert torch.equal(loaded['state_dict']['weight'], torch.arange(4.))
     assert HistoryBuffer._statistics_methods == methods  # no shared table was written
     assert set(torch.serialization.get_safe_globals()) == allowed  # allowance ends with the load
+
+
+def test_checkpoints_of_earlier_infopro_seg_versions_still_load(tmp_path, monkeypatch):
+    """They pickled each HistoryBuffer as a constructor call on its arrays."""
+    monkeypatch.setitem(copyreg.dispatch_table, HistoryBuffer, lambda buffer: (
+        HistoryBuffer, (buffer._log_history, buffer._count_history, buffer.max_length)))
+    path = tmp_path / 'old.pth'
+    torch.save(dict(log_scalars=dict(loss=HistoryBuffer([3.0, 1.0], [1, 1], 5))), path)
+    monkeypatch.undo()
+    buffer = load_checkpoint_safely(path)['log_scalars']['loss']
+    assert type(buffer) is HistoryBuffer and buffer.mean() == 2.0 and buffer.max_length == 5
 
 
 def test_mmengine_loads_through_us_only_inside_the_switch(tmp_path):
