@@ -8,6 +8,7 @@ and configs run (see :mod:`infopro_seg.fileio.runner_io`).
 """
 from . import engine, fileio  # noqa: F401  (the model wrapper, the hook, atomic_local)
 from .models import *  # noqa: F401,F403
+from . import planning  # noqa: F401,E402  (registers the split planner)
 from .version import __version__
 
 __all__ = ['__version__']
