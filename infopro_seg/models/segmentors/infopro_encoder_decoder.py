@@ -66,7 +66,7 @@ class InfoProEncoderDecoder(EncoderDecoder):
     local pixel classifier. The decode head must read the backbone's last output.
 
     Inference (``predict``, ``tools/test.py``) is mmseg's EncoderDecoder path: backbone and
-    decode head only. The local heads are training-only (see ``tools/publish_model.py``).
+    decode head only. The local heads are training-only (see ``tools/misc/publish_model.py``).
 
     Args:
         backbone: An :class:`InfoProResNet` config (its ``split_points`` set K).
