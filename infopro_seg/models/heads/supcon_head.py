@@ -145,6 +145,4 @@ class SupConHead(BaseModule):
         flat = embeddings.permute(0, 2, 3, 1).reshape(-1, embeddings.shape[1])
         index = sample_pixels_per_class(labels, self.max_pixels_per_class, self.ignore_index)
         loss = supervised_contrastive_loss(flat[index], labels[index], self.temperature)
-        if index.numel() == 0:
-            loss = flat.sum() * 0
         return dict(loss_supcon=loss * self.loss_weight)
