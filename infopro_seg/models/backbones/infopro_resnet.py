@@ -75,7 +75,7 @@ class InfoProResNet(ResNet):
                              f'{sorted(RESNET_VARIANTS)}')
         if isinstance(split_points, str) and split_points == 'auto':
             raise ValueError("split_points='auto' is resolved by InfoProEncoderDecoder from "
-                             'model.split_planner (see infopro_seg.models.planner); a backbone '
+                             'model.split_planner (see infopro_seg.planning); a backbone '
                              'built on its own needs explicit split points')
         super().__init__(**{**RESNET_VARIANTS[variant], **kwargs})
         self.variant = variant
