@@ -50,7 +50,7 @@ def test_tiny_study_writes_its_table_and_files(tmp_path):
     assert result.returncode == 0, output[-4000:]
     assert 'generated a synthetic Cityscapes set' in output
     table = output[output.index('method'):]
-    assert 'e2e' in table and 'greedy' in table and 'loss m1' in table and 'peak MB' in table
+    assert 'e2e' in table and 'greedy' in table and 'loss m1' in table and 'peak MiB' in table
 
     results = json.loads((work / 'results.json').read_text())
     rows = {row['method']: row for row in results['rows']}
@@ -60,7 +60,7 @@ def test_tiny_study_writes_its_table_and_files(tmp_path):
         assert row['status'] == 'ok' and row['iters'] == 2
         assert 0 <= row['miou'] <= 100
         assert len(row['class_iou']) == 19  # per-class IoU from the study's metric
-        assert row['peak_mb'] > 0
+        assert row['peak_mb'] > 0 and row['peak_counted_on'] == 'meta'
     # Greedy trains module 1 by psi alone; E2E has one module (decode + aux).
     assert set(rows['greedy']['module_losses']) == {'m1', 'decode', 'aux'}
     assert 'm1.loss_ce' in rows['greedy']['losses'] and 'm1.loss_recon' not in rows[
@@ -108,3 +108,14 @@ def test_every_method_builds_on_the_study_config():
     paper = MODELS.build(run_config(str(STUDY_CFG), 'infopro-paper', 0, None, None).model)
     assert paper.loss_weights == [(5.0, 0.0), (2.75, 0.5), (0.5, 1.0)]
     assert 'classifier' not in paper.local_heads[0]  # lambda2 = 0 builds no psi
+
+
+def test_peak_memory_on_meta_equals_cpu_and_supcon_falls_back_to_cpu():
+    import infopro_seg  # noqa: F401
+    from infopro_seg.study.runs import peak_training_mb, run_config
+    options = {'train_dataloader.batch_size': 1}
+    greedy = run_config(str(STUDY_CFG), 'greedy', 0, 1, None, options)
+    assert peak_training_mb(greedy, 'meta') == (peak_training_mb(greedy, 'cpu')[0], 'meta')
+    supcon = run_config(str(STUDY_CFG), 'supcon', 0, 1, None, options)
+    megabytes, counted_on = peak_training_mb(supcon, 'meta')
+    assert counted_on == 'cpu' and megabytes > 0

@@ -64,7 +64,7 @@ def format_table(summaries: List[dict], learnt_iou: float) -> str:
     prefixes = sorted({p for s in summaries for p in s.get('module_losses', {})},
                       key=_module_order)
     header = ['method', 'K', 'runs', 'mIoU', f'learnt(IoU>={learnt_iou:g})', 'aAcc',
-              'peak MB'] + [f'loss {p}' for p in prefixes] + ['train s']
+              'peak MiB'] + [f'loss {p}' for p in prefixes] + ['train s']
     lines = []
     for s in summaries:
         if not s.get('runs'):
@@ -127,7 +127,7 @@ def plot_miou_vs_memory(summaries: List[dict], path: str, title: str) -> bool:
         ax.errorbar(s['peak_mb'], s['miou_mean'], yerr=s['miou_std'], fmt='o', capsize=3)
         ax.annotate(f"{s['method']} (K={s['K']})", (s['peak_mb'], s['miou_mean']),
                     textcoords='offset points', xytext=(5, 5), fontsize=8)
-    ax.set_xlabel('peak memory held for backward, MB (one training step, CPU meter)')
+    ax.set_xlabel('peak memory held for backward, MiB (one training step)')
     ax.set_ylabel('mIoU (%)')
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)

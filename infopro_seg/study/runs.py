@@ -1,5 +1,4 @@
 """One study run (a method and a seed): its config, its training subprocess, its results."""
-import copy
 import glob
 import json
 import math
@@ -8,7 +7,8 @@ import os.path as osp
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
+from contextlib import nullcontext
+from typing import Dict, List, Optional, Tuple
 
 from mmengine.config import Config
 
@@ -158,50 +158,57 @@ def log_tail(path: str, lines: int = 15) -> str:
         return ''.join(f.readlines()[-lines:])
 
 
-def single_device_model(model_cfg: dict) -> dict:
-    """A copy of ``model_cfg`` with SyncBN as BN (a single process on the CPU)."""
-    def convert(node):
-        if isinstance(node, dict):
-            return {k: ('BN' if k == 'type' and v == 'SyncBN' else convert(v))
-                    for k, v in node.items()}
-        if isinstance(node, (list, tuple)):
-            return type(node)(convert(v) for v in node)
-        return node
-    return convert(copy.deepcopy(model_cfg))
+def peak_training_bytes(cfg: Config, device: str = 'meta') -> int:
+    """Peak bytes held for backward during one training step of the run's model, counted by
+    :class:`SavedTensorMeter`, at the config's crop and per-device batch size.
 
+    On the ``meta`` device (default) nothing is allocated, so any model fits; the planning
+    package's estimate equals the CPU count (see :mod:`infopro_seg.planning.meta`). The figure is
+    what local learning saves (activations); it does not depend on the seed.
 
-def _crop_and_batch(cfg: Config) -> tuple:
-    size = cfg.model.get('data_preprocessor', {}).get('size')
-    for step in cfg.train_dataloader.dataset.get('pipeline', []):
-        if step.get('type') == 'RandomCrop':
-            size = step['crop_size']
-    if size is None:
-        raise ValueError('cannot tell the training crop size (no RandomCrop in the train '
-                         'pipeline, no data_preprocessor.size); use --memory none')
-    return tuple(size), cfg.train_dataloader.batch_size
+    Args:
+        cfg: The run's full config.
+        device: ``'meta'`` or ``'cpu'``.
 
-
-def peak_training_bytes(cfg: Config) -> int:
-    """Peak bytes held for backward during one training step of the run's model (on the CPU,
-    counted by :class:`SavedTensorMeter`) at the config's crop and per-device batch size.
-
-    The figure is what local learning saves (activations); it does not depend on the seed.
+    Returns:
+        int: Peak bytes.
     """
     import torch
     from mmengine.optim import OptimWrapper
-    from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
 
+    from ..planning import config_batch_size, config_crop_size, meta_masks_select_all
+    from ..planning.build import build_on_one_device
     from ..utils import SavedTensorMeter, random_seg_batch
     register_all_modules(init_default_scope=True)
-    crop, batch_size = _crop_and_batch(cfg)
-    model = MODELS.build(single_device_model(cfg.model.to_dict()))
+    crop = config_crop_size(cfg)
+    if crop is None:
+        raise ValueError('cannot tell the training crop size (no crop_size, no '
+                         'data_preprocessor.size in the config); use --memory none')
+    model = build_on_one_device(cfg.model.to_dict(), device)
+    model.to(device)  # also tells the data preprocessor where to put batches
     model.train()
     wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.0))
-    batch = random_seg_batch(batch_size, crop, model.decode_head.num_classes, seed=0)
-    with SavedTensorMeter() as meter:
+    batch = random_seg_batch(config_batch_size(cfg), crop, model.decode_head.num_classes,
+                             device=device, seed=0)
+    with SavedTensorMeter() as meter, \
+            meta_masks_select_all() if device == 'meta' else nullcontext():
         model.train_step(batch, wrapper)
     return int(meter.peak_bytes)
+
+
+def peak_training_mb(cfg: Config, device: str) -> Tuple[float, str]:
+    """:func:`peak_training_bytes` in MiB and where it was counted: on ``device``, or on the
+    CPU where a loss cannot run on the meta device (data-dependent shapes, e.g. SupCon's
+    per-class sampling)."""
+    try:
+        return peak_training_bytes(cfg, device) / 2**20, device
+    except (NotImplementedError, RuntimeError) as error:
+        if device != 'meta':
+            raise
+        print(f'[study] the meta device cannot run this model ({type(error).__name__}); '
+              'measuring one step on the CPU', flush=True)
+        return peak_training_bytes(cfg, 'cpu') / 2**20, 'cpu'
 
 
 def run_row(method: str, seed: int, cfg: Config) -> dict:

@@ -7,13 +7,13 @@ from typing import List, Optional
 from ..utils.atomic import atomic_write_bytes
 from .methods import METHODS, check_methods
 from .report import format_table, plot_miou_vs_memory, summarise, write_csv, write_json
-from .runs import (log_tail, peak_training_bytes, read_scalars, run_config, run_row,
+from .runs import (log_tail, peak_training_mb, read_scalars, run_config, run_row,
                    summarise_scalars, train_run)
 
 
 def run_study(config: str, methods: List[str], seeds: List[int], work_dir: str,
               iters: Optional[int] = None, data_root: Optional[str] = None,
-              cfg_options: Optional[dict] = None, memory: bool = True,
+              cfg_options: Optional[dict] = None, memory: Optional[str] = 'meta',
               learnt_iou: float = 10.0, reuse: bool = False) -> dict:
     """Train, evaluate and tabulate ``methods`` x ``seeds`` on one config.
 
@@ -30,7 +30,9 @@ def run_study(config: str, methods: List[str], seeds: List[int], work_dir: str,
         iters: Training iterations (default: the config's).
         data_root: Data for every loader (default: the config's).
         cfg_options: Overrides applied to every run before the method's.
-        memory: Measure every method's peak memory (one CPU training step each).
+        memory: Where to count every method's peak memory (one training step each):
+            ``'meta'`` (nothing allocated; the CPU where a loss cannot run on meta), ``'cpu'``,
+            or ``None`` (not measured).
         learnt_iou: A class counts as learnt at this IoU (percent) or more.
         reuse: Keep the result of a run whose ``result.json`` exists instead of training again.
 
@@ -49,7 +51,7 @@ def run_study(config: str, methods: List[str], seeds: List[int], work_dir: str,
                     descriptions={m: METHODS[m].description for m in methods})
     rows: List[dict] = []
     for method in methods:
-        peak_mb = None
+        peak = None
         for seed in seeds:
             cfg = run_config(config, method, seed, iters, data_root, cfg_options)
             run_dir = osp.join(work_dir, method, f'seed{seed}')
@@ -61,9 +63,9 @@ def run_study(config: str, methods: List[str], seeds: List[int], work_dir: str,
             else:
                 row = _train_and_read(cfg, method, seed, run_dir, learnt_iou)
             if memory and row.get('status') == 'ok' and row.get('peak_mb') is None:
-                if peak_mb is None:
-                    peak_mb = peak_training_bytes(cfg) / 2**20
-                row['peak_mb'] = peak_mb
+                if peak is None:
+                    peak = peak_training_mb(cfg, memory)
+                row['peak_mb'], row['peak_counted_on'] = peak
             write_json(row, result_path)
             rows.append(row)
             summaries = summarise(rows, methods)

@@ -41,9 +41,11 @@ def parse_args() -> argparse.Namespace:
                         help='validation images of a generated synthetic set')
     parser.add_argument('--image-size', type=int, nargs=2, default=(256, 512),
                         metavar=('H', 'W'), help='size of generated synthetic images')
-    parser.add_argument('--memory', choices=['cpu', 'none'], default='cpu',
-                        help='peak memory per method: one training step on the CPU counted by '
-                        'SavedTensorMeter (cpu), or not measured (none)')
+    parser.add_argument('--memory', choices=['meta', 'cpu', 'none'], default='meta',
+                        help='peak memory held for backward per method, counted over one '
+                        'training step by SavedTensorMeter on the meta device (nothing '
+                        'allocated; the CPU where a loss cannot run on meta) or the CPU; '
+                        'none: not measured')
     parser.add_argument('--learnt-iou', type=float, default=10.0,
                         help='a class counts as learnt at this IoU (percent) or more')
     parser.add_argument('--reuse', action='store_true',
@@ -69,7 +71,7 @@ def main() -> int:
                              tuple(args.image_size))
     result = run_study(args.config, args.methods, args.seeds, args.work_dir, iters=args.iters,
                        data_root=data_root, cfg_options=args.cfg_options,
-                       memory=args.memory == 'cpu', learnt_iou=args.learnt_iou,
+                       memory=None if args.memory == 'none' else args.memory, learnt_iou=args.learnt_iou,
                        reuse=args.reuse)
     print('\n' + result['table'])
     print(f'\n[study] results: {osp.join(args.work_dir, "results.json")}, runs.csv, '
