@@ -113,7 +113,7 @@ def test_every_method_builds_on_the_study_config():
 def test_peak_memory_on_meta_equals_cpu_and_supcon_falls_back_to_cpu():
     import infopro_seg  # noqa: F401
     from infopro_seg.study.runs import peak_training_mb, run_config
-    options = {'train_dataloader.batch_size': 2}  # ASPP's pooled BN needs 2
+    options = {'train_dataloader.batch_size': 2, 'crop_size': (32, 64)}  # pooled BN needs 2
     greedy = run_config(str(STUDY_CFG), 'greedy', 0, 1, None, options)
     assert peak_training_mb(greedy, 'meta') == (peak_training_mb(greedy, 'cpu')[0], 'meta')
     supcon = run_config(str(STUDY_CFG), 'supcon', 0, 1, None, options)
