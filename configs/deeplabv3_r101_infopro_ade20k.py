@@ -1,0 +1,14 @@
+# DeepLab-V3 R-101-D8 on ADE20K 512x512 (4 GPUs x 4 images, 80k iterations) trained with InfoPro, K=2: the diff over mmseg's own config. Loss
+# weights as for Cityscapes; the cut is the planner's (InfoPro*) for 512x512, batch 4:
+# `python tools/analysis_tools/plan_splits.py CONFIG --crop 512 512 --batch 4 -k 2`.
+_base_ = 'mmseg::deeplabv3/deeplabv3_r101-d8_4xb4-80k_ade20k-512x512.py'
+custom_imports = dict(imports=['infopro_seg'], allow_failed_imports=False)
+
+model = dict(
+    type='InfoProEncoderDecoder',
+    backbone=dict(type='InfoProResNet', variant='ResNetV1c', split_points=['layer3.12']),
+    local_heads=dict(
+        reconstruction=dict(type='ReconstructionHead', channels=(128, 32, 12), loss_type='bce'),
+        classifier=dict(type='LocalClassifierHead', channels=512, dropout_ratio=0.1)),
+    local_loss_weights=[(1.5, 1.0)])
+model_wrapper_cfg = dict(type='InfoProDistributedDataParallel')
