@@ -2,12 +2,14 @@
 # Cityscapes 512x1024 (4 GPUs x 2 images, 80k iterations), InfoPro K=2: the diff over mmseg's config.
 # MobileNetV2's units are its stem and inverted-residual blocks, named as mmseg names its stages
 # (layer1 .. layer7); the cut is the planner's (InfoPro*, 512x1024, batch 2).
+# (The planner's type check still names InfoProResNet: it was run with InfoProBackbone in its place;
+# split_points='auto' works for this backbone once the planner accepts any InfoProBackbone.)
 _base_ = 'mmseg::mobilenet_v2/mobilenet-v2-d8_deeplabv3_4xb2-80k_cityscapes-512x1024.py'
 custom_imports = dict(imports=['infopro_seg'], allow_failed_imports=False)
 
 model = dict(
     type='InfoProEncoderDecoder',
-    backbone=dict(type='InfoProMobileNetV2', split_points=['layer4.1']),
+    backbone=dict(type='InfoProMobileNetV2', split_points=['layer5.1']),
     local_heads=dict(
         reconstruction=dict(type='ReconstructionHead', channels=(128, 32, 12), loss_type='bce'),
         classifier=dict(type='LocalClassifierHead', channels=512, dropout_ratio=0.1)),

@@ -1,11 +1,15 @@
 # DeepLab-V3+ on MobileNetV2 (dilated, output stride 8; c1 = the end of layer2, 24 channels) on
 # Cityscapes 512x1024, InfoPro K=2: the diff over mmseg's config; the cut is the planner's.
+# The cut falls after layer5, so the FCN auxiliary head (on layer5) trains module 1 as one more
+# local classifier.
+# (The planner's type check still names InfoProResNet: it was run with InfoProBackbone in its place;
+# split_points='auto' works for this backbone once the planner accepts any InfoProBackbone.)
 _base_ = 'mmseg::mobilenet_v2/mobilenet-v2-d8_deeplabv3plus_4xb2-80k_cityscapes-512x1024.py'
 custom_imports = dict(imports=['infopro_seg'], allow_failed_imports=False)
 
 model = dict(
     type='InfoProEncoderDecoder',
-    backbone=dict(type='InfoProMobileNetV2', split_points=['layer4.1']),
+    backbone=dict(type='InfoProMobileNetV2', split_points=['layer6.0']),
     local_heads=dict(
         reconstruction=dict(type='ReconstructionHead', channels=(128, 32, 12), loss_type='bce'),
         classifier=dict(type='LocalClassifierHead', channels=512, dropout_ratio=0.1)),

@@ -8,7 +8,7 @@ custom_imports = dict(imports=['infopro_seg'], allow_failed_imports=False)
 
 model = dict(
     type='InfoProEncoderDecoder',
-    backbone=dict(type='InfoProResNet', variant='ResNetV1c', split_points=['layer3.12']),
+    backbone=dict(type='InfoProResNet', variant='ResNetV1c', split_points=['layer3.16']),
     local_heads=dict(
         reconstruction=dict(type='ReconstructionHead', channels=(128, 32, 12), loss_type='bce'),
         classifier=dict(type='LocalClassifierHead', channels=512, dropout_ratio=0.1)),

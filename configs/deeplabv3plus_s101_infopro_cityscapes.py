@@ -1,12 +1,14 @@
 # DeepLab-V3+ on ResNeSt S-101-D8 (split-attention blocks, 128-channel deep stem) on Cityscapes
 # 512x1024 (4 GPUs x 2 images, 80k iterations), InfoPro K=2: the diff over mmseg's config. ResNeSt's
 # blocks are ResNet bottlenecks in layer1..layer4, so it is cut like R-101; the cut is the planner's.
+# (The planner's type check still names InfoProResNet: it was run with InfoProBackbone in its place;
+# split_points='auto' works for this backbone once the planner accepts any InfoProBackbone.)
 _base_ = 'mmseg::resnest/resnest_s101-d8_deeplabv3plus_4xb2-80k_cityscapes-512x1024.py'
 custom_imports = dict(imports=['infopro_seg'], allow_failed_imports=False)
 
 model = dict(
     type='InfoProEncoderDecoder',
-    backbone=dict(type='InfoProResNeSt', split_points=['layer3.12']),
+    backbone=dict(type='InfoProResNeSt', split_points=['layer3.14']),
     local_heads=dict(
         reconstruction=dict(type='ReconstructionHead', channels=(128, 32, 12), loss_type='bce'),
         classifier=dict(type='LocalClassifierHead', channels=512, dropout_ratio=0.1)),
