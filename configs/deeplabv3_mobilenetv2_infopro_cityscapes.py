@@ -1,5 +1,6 @@
 # DeepLab-V3 on MobileNetV2 (dilated to output stride 8, as mmseg's configs/mobilenet_v2) on
-# Cityscapes 512x1024 (4 GPUs x 2 images, 80k iterations), InfoPro K=2: the diff over mmseg's config.
+# Cityscapes 512x1024 (4 GPUs x 2 images, 80k iterations), InfoPro K=2: the diff over mmseg's
+# config.
 # MobileNetV2's units are its stem and inverted-residual blocks, named as mmseg names its stages
 # (layer1 .. layer7); the cut is the planner's (InfoPro*, 512x1024, batch 2).
 # (The planner's type check still names InfoProResNet: it was run with InfoProBackbone in its place;

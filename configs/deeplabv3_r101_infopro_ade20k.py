@@ -1,5 +1,6 @@
-# DeepLab-V3 R-101-D8 on ADE20K 512x512 (4 GPUs x 4 images, 80k iterations) trained with InfoPro, K=2: the diff over mmseg's own config. Loss
-# weights as for Cityscapes; the cut is the planner's (InfoPro*) for 512x512, batch 4:
+# DeepLab-V3 R-101-D8 on ADE20K 512x512 (4 GPUs x 4 images, 80k iterations) trained with
+# InfoPro, K=2: the diff over mmseg's own config. Loss weights as for Cityscapes; the cut is the
+# planner's (InfoPro*) for 512x512, batch 4:
 # `python tools/analysis_tools/plan_splits.py CONFIG --crop 512 512 --batch 4 -k 2`.
 _base_ = 'mmseg::deeplabv3/deeplabv3_r101-d8_4xb4-80k_ade20k-512x512.py'
 custom_imports = dict(imports=['infopro_seg'], allow_failed_imports=False)

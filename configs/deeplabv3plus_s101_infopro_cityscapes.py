@@ -1,6 +1,7 @@
 # DeepLab-V3+ on ResNeSt S-101-D8 (split-attention blocks, 128-channel deep stem) on Cityscapes
-# 512x1024 (4 GPUs x 2 images, 80k iterations), InfoPro K=2: the diff over mmseg's config. ResNeSt's
-# blocks are ResNet bottlenecks in layer1..layer4, so it is cut like R-101; the cut is the planner's.
+# 512x1024 (4 GPUs x 2 images, 80k iterations), InfoPro K=2: the diff over mmseg's config.
+# ResNeSt's blocks are ResNet bottlenecks in layer1..layer4, so it is cut like R-101; the cut is
+# the planner's.
 # (The planner's type check still names InfoProResNet: it was run with InfoProBackbone in its place;
 # split_points='auto' works for this backbone once the planner accepts any InfoProBackbone.)
 _base_ = 'mmseg::resnest/resnest_s101-d8_deeplabv3plus_4xb2-80k_cityscapes-512x1024.py'

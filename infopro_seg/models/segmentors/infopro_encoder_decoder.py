@@ -37,12 +37,13 @@ def build_local_head(kind: str, cfg: dict, backbone: InfoProBackbone, unit: int,
 class InfoProEncoderDecoder(EncoderDecoder):
     """DeepLab-style encoder-decoder trained with InfoPro local learning (Wang et al., ICLR 2021).
 
-    The backbone (an :class:`~infopro_seg.models.backbones.InfoProBackbone`) is cut into K local modules. In :meth:`train_step`
-    module k runs on the *detached* output of module k-1 and its local loss is back-propagated at
-    once, so its graph is freed before module k+1 runs: only one module's activations are alive
-    at a time. Local modules 1..K-1 are trained by ``lambda1 * L_recon + lambda2 * L_task``
-    (Eq. 5) through their own reconstruction decoder (w) and pixel classifier (psi); module K by
-    the decode head's (and auxiliary head's) ordinary losses.
+    The backbone (an :class:`~infopro_seg.models.backbones.InfoProBackbone`) is cut into K local
+    modules. In :meth:`train_step` module k runs on the *detached* output of module k-1 and its
+    local loss is back-propagated at once, so its graph is freed before module k+1 runs: only one
+    module's activations are alive at a time. Local modules 1..K-1 are trained by
+    ``lambda1 * L_recon + lambda2 * L_task`` (Eq. 5) through their own reconstruction decoder (w)
+    and pixel classifier (psi); module K by the decode head's (and auxiliary head's) ordinary
+    losses.
 
     Heads may read any backbone outputs (FCN, PSPNet, DeepLab-V3's ASPP, DeepLab-V3+'s ASPP and
     ``c1``, UPerNet's four levels, a head of your own): which ones is found when the model is built
@@ -154,8 +155,10 @@ class InfoProEncoderDecoder(EncoderDecoder):
     def _named_seg_heads(self) -> List[tuple]:
         """``(config name, head)`` of the decode head and every auxiliary head."""
         aux = self._aux_heads()
-        names = ([f'auxiliary_head[{i}]' for i in range(len(aux))]
-                 if isinstance(self.auxiliary_head, nn.ModuleList) else ['auxiliary_head'] * len(aux))
+        if isinstance(self.auxiliary_head, nn.ModuleList):
+            names = [f'auxiliary_head[{i}]' for i in range(len(aux))]
+        else:
+            names = ['auxiliary_head'] * len(aux)
         return [('decode_head', self.decode_head)] + list(zip(names, aux))
 
     def _check_head_placement(self) -> None:
