@@ -1,4 +1,5 @@
 """Synthetic Cityscapes generator and the polygon-to-labelTrainIds conversion (CPU, seconds)."""
+import hashlib
 import json
 import os
 import re
@@ -11,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from infopro_seg.datasets import generate_synthetic_cityscapes, render_synthetic_scene
 from infopro_seg.datasets.cityscapes_conversion import (CityscapesLayoutError, convert_cityscapes,
                                                         label_path_for)
-from infopro_seg.datasets.synthetic_cityscapes import (SPLIT_CITIES,
-                                                       generate_synthetic_cityscapes)
+from infopro_seg.datasets.synthetic import SPLIT_CITIES
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_TRAIN, NUM_VAL, HEIGHT, WIDTH = 4, 2, 64, 128
@@ -28,7 +29,7 @@ def _generate(root: Path, seed: int = 0, **kwargs) -> dict:
 
 
 def _run_tool(name: str, *args: str) -> subprocess.CompletedProcess:
-    """Runs a script from tools/ the way a user does (from the repo root, no installation)."""
+    """Runs a script from tools/ the way a user does (from the repo root)."""
     return subprocess.run([sys.executable, str(REPO / 'tools' / name), *map(str, args)],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
 
@@ -90,6 +91,43 @@ def test_generation_is_deterministic(tmp_path):
         assert (tmp_path / 'a' / rel).read_bytes() == (tmp_path / 'b' / rel).read_bytes(), rel
         if rel.suffix == '.png':
             assert (tmp_path / 'a' / rel).read_bytes() != (tmp_path / 'c' / rel).read_bytes(), rel
+
+
+# The exact bytes the generator wrote before it was split into a package (commit ee53824), with the
+# pinned numpy 2.3.5 and opencv-python 4.14.0.94 (requirements/runtime.txt); other versions of
+# either may legitimately change them. A change of the scenes must bump GENERATOR_VERSION (which
+# is in the manifest, so it changes SET_DIGEST too) and then update these constants.
+SET_SETTINGS = dict(num_train=3, num_val=2, height=64, width=128, seed=0)
+SET_DIGEST = '833841d58e46fa7f13e231902822b0cea44417e03e743be74f185cd1755c6c33'
+SCENE_SEEDS, SCENE_SIZE = (0, 1, 2, 3), (256, 512)
+SCENE_DIGEST = 'c7e454e3f0ee57a154c31d5edff9ae401511f2a48bdee79bd72217b719a560a4'
+
+
+def _tree_digest(root: Path) -> str:
+    """sha256 over every file under ``root``: relative path, size and bytes, in sorted order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob('*') if p.is_file()):
+        data = path.read_bytes()
+        digest.update(path.relative_to(root).as_posix().encode('utf-8') + b'\0')
+        digest.update(len(data).to_bytes(8, 'little') + data)
+    return digest.hexdigest()
+
+
+def test_written_set_matches_stored_digest(tmp_path):
+    summary = generate_synthetic_cityscapes(tmp_path / 'set', **SET_SETTINGS)
+    assert summary['written'] == SET_SETTINGS['num_train'] + SET_SETTINGS['num_val']
+    assert _tree_digest(tmp_path / 'set') == SET_DIGEST
+
+
+def test_rendered_scenes_match_stored_digest():
+    """Larger scenes than the written set, so windows, paving joints and fence bars show."""
+    digest = hashlib.sha256()
+    for seed in SCENE_SEEDS:
+        image, annotation = render_synthetic_scene(seed, *SCENE_SIZE)
+        assert image.shape == (*SCENE_SIZE, 3) and image.dtype == np.uint8
+        digest.update(image.tobytes())
+        digest.update(json.dumps(annotation, separators=(',', ':')).encode('utf-8'))
+    assert digest.hexdigest() == SCENE_DIGEST
 
 
 def test_generation_is_idempotent(tmp_path):
@@ -235,7 +273,6 @@ def test_generator_tool(tmp_path):
 
 
 def test_full_resolution_scene():
-    from infopro_seg.datasets.synthetic_cityscapes import render_synthetic_scene
     image, annotation = render_synthetic_scene(1, height=1024, width=2048)
     assert image.shape == (1024, 2048, 3) and image.dtype == np.uint8
     points = np.concatenate([np.asarray(o['polygon']) for o in annotation['objects']])

@@ -8,16 +8,10 @@ reads with ``tools/convert_cityscapes.py``, exactly as for the real data set::
     python tools/convert_cityscapes.py data/synthetic_cityscapes
 """
 import argparse
-import importlib.util
-import os.path as osp
 import sys
 import time
 
-if importlib.util.find_spec('infopro_seg') is None:  # run from a checkout without installing
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from infopro_seg.datasets.synthetic_cityscapes import \
-    generate_synthetic_cityscapes  # noqa: E402
+from infopro_seg.datasets import generate_synthetic_cityscapes
 
 
 def parse_args() -> argparse.Namespace:

@@ -2,7 +2,7 @@
 
 mmseg's ``CityscapesDataset`` pairs ``leftImg8bit/**/*_leftImg8bit.png`` with
 ``gtFine/**/*_gtFine_labelTrainIds.png``. The official data set (and the synthetic one written
-by :mod:`infopro_seg.datasets.synthetic_cityscapes`) ships polygons instead, which the official
+by :mod:`infopro_seg.datasets.synthetic`) ships polygons instead, which the official
 ``cityscapesscripts`` rasterise; this module runs that conversion:
 
 * in parallel worker processes, with a progress bar;
