@@ -104,8 +104,8 @@ class InfoProEncoderDecoder(EncoderDecoder):
         if not isinstance(self.backbone, InfoProBackbone):
             raise TypeError('InfoProEncoderDecoder needs an InfoPro backbone (it knows the split '
                             'points: InfoProResNet, InfoProResNeXt, InfoProResNeSt, '
-                            f'InfoProMobileNetV2, or an adapter of your own; see '
-                            f'infopro_seg/models/backbones/infopro_backbone.py), got '
+                            'InfoProMobileNetV2, or an adapter of your own; see '
+                            'infopro_seg/models/backbones/infopro_backbone.py), got '
                             f'{type(self.backbone).__name__}')
         num_modules = self.backbone.num_modules
         if self.with_neck and num_modules > 1:
