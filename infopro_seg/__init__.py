@@ -6,6 +6,7 @@ torch >= 2.6 (weights-only loading with an allow-list, atomic writes).
 """
 from .engine import register_safe_checkpoint_io
 from .models import *  # noqa: F401,F403
+from . import planning  # noqa: F401,E402  (registers the split planner)
 from .version import __version__
 
 register_safe_checkpoint_io()

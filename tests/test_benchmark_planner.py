@@ -1,20 +1,21 @@
 """The memory benchmark tool, the split planner (InfoPro*) and ``split_points='auto'``."""
 import csv
-import importlib.util
 import itertools
 import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
+from unittest import mock
 
 import pytest
 import torch
 from mmengine.optim import OptimWrapper
 
 from conftest import REPO, build_model, make_batch, tiny_deeplab_cfg
-from infopro_seg.models.planner import (SavedBytesMeter, evaluate_cuts, fit_budget,
-                                        meta_safe_accuracy, naive_cuts, plan_splits,
-                                        profile_model)
+from infopro_seg.planning import (SavedBytesMeter, evaluate_cuts, fit_budget,
+                                  meta_masks_select_all, naive_cuts, plan_splits, profile_model)
+from infopro_seg.planning.benchmark import parse_method
 from infopro_seg.utils import SavedTensorMeter
 
 BENCHMARK = os.path.join(REPO, 'tools', 'analysis_tools', 'benchmark_memory.py')
@@ -61,13 +62,6 @@ def tiny_config(tmp_path):
     return str(path)
 
 
-def _load_tool(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _run(args, timeout=240):
     env = dict(os.environ, PYTHONWARNINGS='ignore')
     return subprocess.run([sys.executable] + args, cwd=REPO, capture_output=True, text=True,
@@ -106,13 +100,12 @@ def test_benchmark_tool_writes_one_row_per_method_and_memory_falls_with_k(tiny_c
 
 
 def test_method_names_parse():
-    tool = _load_tool(BENCHMARK, 'benchmark_memory')
-    assert tool.parse_method('e2e') == ('e2e', 1, False)
-    assert tool.parse_method('amp') == ('e2e', 1, True)
-    assert tool.parse_method('with_cp') == ('with_cp', 1, False)
-    assert tool.parse_method('infopro-k3+amp') == ('infopro', 3, True)
+    assert parse_method('e2e') == ('e2e', 1, False)
+    assert parse_method('amp') == ('e2e', 1, True)
+    assert parse_method('with_cp') == ('with_cp', 1, False)
+    assert parse_method('infopro-k3+amp') == ('infopro', 3, True)
     with pytest.raises(ValueError, match='unknown method'):
-        tool.parse_method('infopro')
+        parse_method('infopro')
 
 
 @pytest.mark.parametrize('depth', [18, 50])
@@ -155,7 +148,7 @@ def test_meta_device_accounting_equals_the_cpu_measurement():
     meta_model.to('meta')  # also points the data preprocessor at the meta device
     meta_batch = dict(inputs=[x.to('meta') for x in batch['inputs']],
                       data_samples=[s.to('meta') for s in batch['data_samples']])
-    with meta_safe_accuracy(), SavedBytesMeter() as meta:
+    with meta_masks_select_all(), SavedBytesMeter() as meta:
         meta_model.train_step(meta_batch,
                               OptimWrapper(torch.optim.SGD(meta_model.parameters(), lr=0.1)))
     assert meta.peak_saved_bytes == cpu.peak_bytes
@@ -178,11 +171,12 @@ def test_budget_search_and_a_budget_too_small(tiny_config):
     assert 'smallest achievable peak' in proc.stderr
 
 
-def test_plan_splits_cli_prints_points_and_modules(tiny_config, capsys):
-    tool = _load_tool(PLAN_SPLITS, 'plan_splits')
-    tool.main([tiny_config, '--crop', '96', '96', '--batch', '2', '-k', '3'])
-    out = capsys.readouterr().out
-    profile = profile_model(tool.Config.fromfile(tiny_config).model, (96, 96), 2)
+def test_plan_splits_cli_prints_points_and_modules(tiny_config):
+    proc = _run([PLAN_SPLITS, tiny_config, '--crop', '96', '96', '--batch', '2', '-k', '3'])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    from mmengine.config import Config
+    profile = profile_model(Config.fromfile(tiny_config).model, (96, 96), 2)
     assert f'split_points={plan_splits(profile, 3).split_points}' in out
     assert 'evenly spaced units' in out and 'largest module' in out
 
@@ -221,3 +215,65 @@ def test_auto_without_a_planner_config_fails_clearly():
     from infopro_seg.models.backbones import InfoProResNet
     with pytest.raises(ValueError, match="resolved by InfoProEncoderDecoder"):
         InfoProResNet(depth=18, split_points='auto')
+
+
+def _auto_cfg(num_modules=3, crop=(112, 112)):
+    cfg = tiny_deeplab_cfg(split_points=[], depth=50)
+    cfg['backbone']['split_points'] = 'auto'
+    cfg['split_planner'] = dict(num_modules=num_modules, crop_size=crop, batch_size=2)
+    return cfg
+
+
+def test_auto_splits_are_planned_once_per_configuration():
+    from infopro_seg.planning import split_planner
+    with mock.patch.object(split_planner, 'profile_model',
+                           wraps=split_planner.profile_model) as profiled:
+        first, second = build_model(_auto_cfg()), build_model(_auto_cfg())
+        assert profiled.call_count == 1  # the second build reuses the plan
+        assert first.backbone.split_points == second.backbone.split_points
+        build_model(_auto_cfg(num_modules=2))  # another configuration is planned anew
+        assert profiled.call_count == 2
+
+
+def _plan_on_rank(rank, world_size, init_file, out_dir):
+    """A rank of a gloo job building an 'auto' model: rank 0 plans, the others receive."""
+    import torch.distributed as dist
+    from infopro_seg.planning import split_planner
+    dist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank,
+                            world_size=world_size, timeout=timedelta(seconds=60))
+    try:
+        with mock.patch.object(split_planner, 'profile_model',
+                               wraps=split_planner.profile_model) as profiled:
+            model = build_model(_auto_cfg(crop=(104, 104)))
+        torch.save(dict(split_points=model.backbone.split_points,
+                        profiled=profiled.call_count), os.path.join(out_dir, f'rank{rank}.pt'))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_auto_splits_are_planned_by_rank_0_only(tmp_path):
+    torch.multiprocessing.spawn(_plan_on_rank, args=(2, str(tmp_path / 'init'), str(tmp_path)),
+                                nprocs=2)
+    ranks = [torch.load(tmp_path / f'rank{r}.pt') for r in range(2)]
+    assert [r['profiled'] for r in ranks] == [1, 0]
+    assert ranks[0]['split_points'] == ranks[1]['split_points']
+    assert len(ranks[0]['split_points']) == 2
+
+
+def test_models_do_not_import_the_planning_package():
+    import ast
+    models = os.path.join(REPO, 'infopro_seg', 'models')
+    for folder, _, files in os.walk(models):
+        for name in files:
+            if not name.endswith('.py'):
+                continue
+            with open(os.path.join(folder, name)) as f:
+                tree = ast.parse(f.read())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom):
+                    modules = [('.' * node.level) + (node.module or '')]
+                elif isinstance(node, ast.Import):
+                    modules = [alias.name for alias in node.names]
+                else:
+                    continue
+                assert not any('planning' in m for m in modules), (name, modules)

@@ -10,6 +10,10 @@ from typing import Dict
 
 import torch
 
+#: Byte units for reports (binary: MiB = 2**20 bytes, GiB = 2**30 bytes).
+MiB = 1024**2
+GiB = 1024**3
+
 
 def storage_key(tensor: torch.Tensor) -> int:
     """An identity for a tensor's storage that also works on the meta device.

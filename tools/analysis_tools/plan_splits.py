@@ -16,21 +16,19 @@ reaches) or the arguments are wrong.
 """
 import argparse
 import os.path as osp
-import sys
 import warnings
 from typing import Optional, Sequence
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from mmengine.config import Config, DictAction
+from mmengine.logging import MMLogger
+from mmengine.registry import init_default_scope
 
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-
-import infopro_seg  # noqa: E402,F401  (registers the models)
-from infopro_seg.engine.cli import UsageError, run_cli  # noqa: E402
-from infopro_seg.models.planner import (GiB, MiB, SplitPlan, budget_message,  # noqa: E402
-                                        evaluate_cuts, fit_budget, naive_cuts, plan_splits,
-                                        profile_model)
-from infopro_seg.models.splits import SPLIT_PRESETS, resolve_split_points  # noqa: E402
+import infopro_seg  # noqa: F401  (registers the models)
+from infopro_seg.engine.cli import UsageError, run_cli
+from infopro_seg.planning import (budget_message, config_batch_size, config_crop_size,
+                                  config_cuts, config_optimizer, evaluate_cuts, fit_budget,
+                                  naive_cuts, plan_splits, profile_model, summarize_plan)
+from infopro_seg.utils.memory import GiB, MiB
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -60,48 +58,26 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
-def _crop_and_batch(cfg: Config, args: argparse.Namespace):
-    crop = args.crop or cfg.get('crop_size') or cfg.model.get('data_preprocessor', {}).get('size')
-    if crop is None:
-        raise UsageError('the config names no crop size: pass --crop H W')
-    batch = args.batch
-    if batch is None:
-        batch = (cfg.get('train_dataloader') or {}).get('batch_size') or 2
-    return (int(crop[0]), int(crop[1])), int(batch)
-
-
-def _config_cuts(cfg: Config, unit_names: Sequence[str]) -> Optional[list]:
-    """The config's own cuts, if it names them explicitly (not 'auto')."""
-    split_points = cfg.model.get('backbone', {}).get('split_points')
-    if split_points is None or split_points == 'auto':
-        return None
-    if isinstance(split_points, str) and split_points not in SPLIT_PRESETS:
-        return None
-    return resolve_split_points(split_points, unit_names)
-
-
-def _summary(name: str, plan: SplitPlan) -> str:
-    modules = ', '.join(f'{m["total_bytes"] / MiB:.0f}' for m in plan.modules)
-    return (f'{name:<28} {str(plan.split_points):<48} largest {plan.peak_bytes / MiB:9.1f} MiB  '
-            f'(modules: {modules} MiB)')
-
-
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Plan, print, and exit non-zero when a budget cannot be met."""
     args = parse_args(argv)
-    # mmseg's deprecation notices (build_loss, avg_non_ignore) say nothing about the plan.
+    # mmseg's deprecation notices (build_loss, avg_non_ignore) and the model's build log say
+    # nothing about the plan.
     warnings.filterwarnings('ignore', category=UserWarning)
+    MMLogger.get_instance('plan_splits', log_level='WARNING')
     if not osp.isfile(args.config):
         raise UsageError(f'config file {args.config} not found')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    crop, batch = _crop_and_batch(cfg, args)
-    optimizer_cfg = (cfg.get('optim_wrapper') or {}).get('optimizer')
+    crop = tuple(args.crop) if args.crop else config_crop_size(cfg)
+    if crop is None:
+        raise UsageError('the config names no crop size: pass --crop H W')
+    batch = args.batch if args.batch is not None else config_batch_size(cfg)
     print(f'Measuring {osp.basename(args.config)} at crop {crop[0]}x{crop[1]}, batch {batch} on '
           f'{args.device} ...', flush=True)
-    profile = profile_model(cfg.model, crop, batch, args.device, optimizer_cfg)
+    profile = profile_model(cfg.model, crop, batch, args.device, config_optimizer(cfg))
     e2e = evaluate_cuts(profile, [])
     print(f'E2E (K=1): activations {e2e.peak_bytes / MiB:.1f} MiB; model state '
           f'{e2e.state_bytes / MiB:.1f} MiB; together {e2e.peak_with_state_bytes / GiB:.2f} GiB')
@@ -116,14 +92,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         print(f'split_points={plan.split_points}')
         print()
         print('For comparison (largest module):')
-        print(_summary('balanced (InfoPro*)', plan))
+        print(summarize_plan('balanced (InfoPro*)', plan))
         if args.num_modules > 1:
-            print(_summary('evenly spaced units',
-                           evaluate_cuts(profile, naive_cuts(profile.num_units,
-                                                             args.num_modules))))
-        own = _config_cuts(cfg, profile.unit_names)
+            naive = naive_cuts(profile.num_units, args.num_modules)
+            print(summarize_plan('evenly spaced units', evaluate_cuts(profile, naive)))
+        own = config_cuts(cfg, profile.unit_names)
         if own is not None and len(own) == args.num_modules - 1:
-            print(_summary("the config's split points", evaluate_cuts(profile, own)))
+            print(summarize_plan("the config's split points", evaluate_cuts(profile, own)))
 
     if args.budget_gb is not None:
         print()

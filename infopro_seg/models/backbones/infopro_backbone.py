@@ -75,8 +75,8 @@ class InfoProBackbone:
     def __init__(self, split_points: Union[str, Sequence[SplitPoint]] = (), **kwargs):
         if isinstance(split_points, str) and split_points == 'auto':
             raise ValueError("split_points='auto' is resolved by InfoProEncoderDecoder from "
-                             'model.split_planner; a backbone built on its own needs explicit '
-                             'split points')
+                             'model.split_planner (see infopro_seg.planning); a backbone built on '
+                             'its own needs explicit split points')
         super().__init__(**kwargs)
         self.unit_names = self._unit_names()
         self.cuts = resolve_split_points(split_points, self.unit_names)

@@ -8,7 +8,7 @@ import torch
 from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper
 from mmseg.models.segmentors import EncoderDecoder
-from mmseg.registry import MODELS
+from mmseg.registry import MODELS, TASK_UTILS
 from torch import nn
 
 from ..backbones.infopro_backbone import InfoProBackbone
@@ -70,7 +70,7 @@ class InfoProEncoderDecoder(EncoderDecoder):
             (``lambda1=0`` is the greedy supervised baseline).
         split_planner: With ``backbone.split_points='auto'``: how to choose the cuts, e.g.
             ``dict(num_modules=2, crop_size=(512, 1024), batch_size=2)`` or
-            ``dict(budget_gb=8, ...)`` (see :func:`infopro_seg.models.planner.plan_for_segmentor`).
+            ``dict(budget_gb=8, ...)`` (see :class:`infopro_seg.planning.SplitPlanner`).
             The plan is made when the model is built (on the meta device: no memory, seconds),
             logged, and kept as ``self.split_plan``.
         **kwargs: Any other EncoderDecoder argument (auxiliary_head, train_cfg, test_cfg,
@@ -87,11 +87,12 @@ class InfoProEncoderDecoder(EncoderDecoder):
         split_plan = None
         if isinstance(backbone.get('split_points'), str) and backbone['split_points'] == 'auto':
             # Resolve the cuts before anything is built: the backbone and the local heads (whose
-            # channels depend on where the cuts fall) are then built as for explicit points.
-            from ..planner import plan_for_segmentor
-            split_plan = plan_for_segmentor(
-                split_planner, backbone=backbone, decode_head=decode_head, local_heads=local_heads,
-                local_loss_weights=local_loss_weights, **kwargs)
+            # channels depend on where the cuts fall) are then built as for explicit points. The
+            # planner (infopro_seg.planning) is reached through the registry.
+            planner = TASK_UTILS.build({'type': 'SplitPlanner', **(split_planner or {})})
+            split_plan = planner.plan(dict(
+                type=type(self), backbone=backbone, decode_head=decode_head,
+                local_heads=local_heads, local_loss_weights=local_loss_weights, **kwargs))
             backbone = {**backbone, 'split_points': split_plan.split_points}
         super().__init__(backbone=backbone, decode_head=decode_head, **kwargs)
         if split_planner is not None and split_plan is None:

@@ -1,0 +1,148 @@
+"""The benchmark's methods: names, and the model and optimizer configs each one trains with.
+
+A method is ``e2e`` (K=1), ``with_cp`` (E2E with the backbone's gradient checkpointing), ``amp``
+(E2E with mixed precision), ``infopro-kN`` (InfoPro with N local modules: the config's own split
+points if it has N-1 of them, else the split planner's for the crop and batch), or any of them
+with ``+amp``.
+"""
+import copy
+import re
+from typing import List, Optional, Sequence, Tuple
+
+from ...models.splits import SPLIT_PRESETS
+
+DEFAULT_METHODS = ('e2e', 'with_cp', 'amp', 'infopro-k2', 'infopro-k3', 'infopro-k4')
+_METHOD = re.compile(r'^(?P<base>e2e|with_cp|amp|infopro-k(?P<k>\d+))(?P<amp>\+amp)?$')
+
+#: The optimizer wrapper of a config that names none (mmseg's SGD).
+DEFAULT_OPTIM_WRAPPER = dict(type='OptimWrapper',
+                             optimizer=dict(type='SGD', lr=0.01, momentum=0.9,
+                                            weight_decay=0.0005))
+
+
+def parse_method(name: str) -> Tuple[str, int, bool]:
+    """Split a method name into its base, K and whether it uses AMP.
+
+    ``'infopro-k3+amp'`` -> ``('infopro', 3, True)``; ``'with_cp'`` -> ``('with_cp', 1, False)``;
+    ``'amp'`` -> ``('e2e', 1, True)``.
+
+    Args:
+        name: The method's name.
+
+    Returns:
+        tuple: ``(base, K, amp)`` with base ``'e2e'``, ``'with_cp'`` or ``'infopro'``.
+
+    Raises:
+        ValueError: An unknown method name, or K < 1.
+    """
+    match = _METHOD.match(name)
+    if match is None:
+        raise ValueError(f'unknown method {name!r}: use e2e, with_cp, amp, infopro-k<N> or '
+                         'any of them with +amp')
+    base = match.group('base')
+    if base == 'amp':
+        return 'e2e', 1, True
+    if match.group('k'):
+        k = int(match.group('k'))
+        if k < 1:
+            raise ValueError(f'{name}: K must be at least 1')
+        return 'infopro', k, bool(match.group('amp'))
+    return base, 1, bool(match.group('amp'))
+
+
+def drop_pretrained(cfg) -> None:
+    """No downloads: ``pretrained=None`` and no ``'Pretrained'`` init_cfg anywhere (in place)."""
+    if isinstance(cfg, dict):
+        for key, value in list(cfg.items()):
+            if key == 'pretrained':
+                cfg[key] = None
+            elif key == 'init_cfg' and isinstance(value, dict) and 'Pretrained' in str(
+                    value.get('type', '')):
+                cfg[key] = None
+            else:
+                drop_pretrained(value)
+    elif isinstance(cfg, (list, tuple)):
+        for value in cfg:
+            drop_pretrained(value)
+
+
+def _own_num_cuts(model_cfg: dict) -> Optional[int]:
+    """How many cuts the config's own split points make (None: 'auto' without K, or unknown)."""
+    split_points = model_cfg['backbone'].get('split_points', ())
+    if split_points == 'auto':
+        planner = model_cfg.get('split_planner') or {}
+        return planner['num_modules'] - 1 if 'num_modules' in planner else None
+    if isinstance(split_points, str):
+        return len(SPLIT_PRESETS.get(split_points, ())) if split_points in SPLIT_PRESETS else None
+    return len(split_points)
+
+
+def method_model_cfg(cfg, method: str, crop: Sequence[int], batch: int
+                     ) -> Tuple[dict, List[str]]:
+    """The model config a method trains, and notes about what was changed.
+
+    Args:
+        cfg: The loaded config.
+        method: A method name (see :func:`parse_method`).
+        crop: ``(H, W)``: the data preprocessor pads nothing beyond it.
+        batch: Images per iteration (for the split planner).
+
+    Returns:
+        tuple: The model config (a plain dict, no pretrained weights) and the notes.
+
+    Raises:
+        ValueError: An InfoPro method on a config that is not an InfoPro model.
+    """
+    base, k, _ = parse_method(method)
+    model = copy.deepcopy(cfg.model.to_dict())
+    drop_pretrained(model)
+    if model.get('data_preprocessor') is not None:
+        # Crops arrive at the benchmark size; mmseg would otherwise pad them to the config's.
+        model['data_preprocessor']['size'] = tuple(crop)
+    notes = []
+    infopro = model.get('type') == 'InfoProEncoderDecoder'
+    if base == 'infopro':
+        if not infopro:
+            raise ValueError(f'{method} needs an InfoPro config (model.type='
+                             f"'InfoProEncoderDecoder'), this one is {model.get('type')!r}")
+        if _own_num_cuts(model) == k - 1 and model['backbone'].get('split_points') != 'auto':
+            notes.append("the config's split points")
+        else:
+            model['backbone']['split_points'] = 'auto'
+            model['split_planner'] = dict(num_modules=k, crop_size=tuple(crop), batch_size=batch)
+            weights = model.get('local_loss_weights')
+            if isinstance(weights, (list, tuple)) and len(weights) not in (1, k - 1):
+                # Written for another K: go linearly from the first pair to the last.
+                model['local_loss_weights'] = dict(first=weights[0], last=weights[-1])
+                notes.append('loss weights first->last schedule')
+    elif infopro:
+        model['backbone']['split_points'] = []
+        model.pop('split_planner', None)
+    if base == 'with_cp':
+        model['backbone']['with_cp'] = True
+    return model, notes
+
+
+def method_optim_wrapper_cfg(cfg, amp: bool, device: str) -> dict:
+    """The optimizer wrapper a method trains with: the config's, with mixed precision for AMP.
+
+    AMP is mmengine's ``AmpOptimWrapper`` (float16 autocast and dynamic loss scaling) on CUDA,
+    and :class:`AutocastOptimWrapper` (bfloat16 autocast, no loss scaling) elsewhere, since
+    mmengine's wrapper is for accelerators only.
+
+    Args:
+        cfg: The loaded config.
+        amp: Whether the method uses mixed precision.
+        device: ``'cuda'``, ``'cpu'`` or ``'meta'``.
+
+    Returns:
+        dict: The ``optim_wrapper`` config.
+    """
+    optim_cfg = copy.deepcopy(cfg.get('optim_wrapper') or DEFAULT_OPTIM_WRAPPER)
+    if amp and device == 'cuda':
+        optim_cfg.update(type='AmpOptimWrapper', dtype='float16')
+        optim_cfg.setdefault('loss_scale', 'dynamic')
+    elif amp:
+        optim_cfg.update(type='AutocastOptimWrapper', dtype='bfloat16')
+        optim_cfg.pop('loss_scale', None)
+    return optim_cfg

@@ -1,0 +1,51 @@
+"""What the planning tools read from a full config (not a model config)."""
+from typing import List, Optional, Sequence, Tuple
+
+from ..models.splits import SPLIT_PRESETS, resolve_split_points
+
+
+def model_crop_size(model_cfg: dict) -> Optional[Tuple[int, int]]:
+    """The crop a model config pads its batches to: its data preprocessor's ``size``, if any."""
+    crop = (model_cfg.get('data_preprocessor') or {}).get('size')
+    return (int(crop[0]), int(crop[1])) if crop else None
+
+
+def config_crop_size(cfg) -> Optional[Tuple[int, int]]:
+    """The config's training crop: its ``crop_size``, else the data preprocessor's ``size``.
+
+    Args:
+        cfg: A loaded mmengine ``Config``.
+
+    Returns:
+        tuple or None: ``(H, W)``, or ``None`` when the config names no crop.
+    """
+    crop = cfg.get('crop_size')
+    return (int(crop[0]), int(crop[1])) if crop else model_crop_size(cfg.model)
+
+
+def config_batch_size(cfg, default: int = 2) -> int:
+    """Images per device in the config's training dataloader (``default`` when it has none)."""
+    return int((cfg.get('train_dataloader') or {}).get('batch_size') or default)
+
+
+def config_optimizer(cfg) -> Optional[dict]:
+    """The config's ``optim_wrapper.optimizer`` (``None`` when it has none)."""
+    return (cfg.get('optim_wrapper') or {}).get('optimizer')
+
+
+def config_cuts(cfg, unit_names: Sequence[str]) -> Optional[List[int]]:
+    """The unit indices the config's own split points cut after, if it names them (not 'auto').
+
+    Args:
+        cfg: A loaded mmengine ``Config``.
+        unit_names: The backbone's units (``MemoryProfile.unit_names``).
+
+    Returns:
+        list or None: The cuts, or ``None`` for ``'auto'``, no split points or an unknown preset.
+    """
+    split_points = cfg.model.get('backbone', {}).get('split_points')
+    if split_points is None or split_points == 'auto':
+        return None
+    if isinstance(split_points, str) and split_points not in SPLIT_PRESETS:
+        return None
+    return resolve_split_points(split_points, unit_names)
