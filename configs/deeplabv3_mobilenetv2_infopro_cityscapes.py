@@ -3,8 +3,7 @@
 # config.
 # MobileNetV2's units are its stem and inverted-residual blocks, named as mmseg names its stages
 # (layer1 .. layer7); the cut is the planner's (InfoPro*, 512x1024, batch 2).
-# (The planner's type check still names InfoProResNet: it was run with InfoProBackbone in its place;
-# split_points='auto' works for this backbone once the planner accepts any InfoProBackbone.)
+# `python tools/analysis_tools/plan_splits.py CONFIG --crop 512 1024 --batch 2 -k 2`.
 _base_ = 'mmseg::mobilenet_v2/mobilenet-v2-d8_deeplabv3_4xb2-80k_cityscapes-512x1024.py'
 custom_imports = dict(imports=['infopro_seg'], allow_failed_imports=False)
 

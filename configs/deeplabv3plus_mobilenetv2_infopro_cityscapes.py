@@ -2,8 +2,7 @@
 # Cityscapes 512x1024, InfoPro K=2: the diff over mmseg's config; the cut is the planner's.
 # The cut falls after layer5, so the FCN auxiliary head (on layer5) trains module 1 as one more
 # local classifier.
-# (The planner's type check still names InfoProResNet: it was run with InfoProBackbone in its place;
-# split_points='auto' works for this backbone once the planner accepts any InfoProBackbone.)
+# `python tools/analysis_tools/plan_splits.py CONFIG --crop 512 1024 --batch 2 -k 2`.
 _base_ = 'mmseg::mobilenet_v2/mobilenet-v2-d8_deeplabv3plus_4xb2-80k_cityscapes-512x1024.py'
 custom_imports = dict(imports=['infopro_seg'], allow_failed_imports=False)
 

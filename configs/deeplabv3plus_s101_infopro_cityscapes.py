@@ -2,8 +2,7 @@
 # 512x1024 (4 GPUs x 2 images, 80k iterations), InfoPro K=2: the diff over mmseg's config.
 # ResNeSt's blocks are ResNet bottlenecks in layer1..layer4, so it is cut like R-101; the cut is
 # the planner's.
-# (The planner's type check still names InfoProResNet: it was run with InfoProBackbone in its place;
-# split_points='auto' works for this backbone once the planner accepts any InfoProBackbone.)
+# `python tools/analysis_tools/plan_splits.py CONFIG --crop 512 1024 --batch 2 -k 2`.
 _base_ = 'mmseg::resnest/resnest_s101-d8_deeplabv3plus_4xb2-80k_cityscapes-512x1024.py'
 custom_imports = dict(imports=['infopro_seg'], allow_failed_imports=False)
 
