@@ -2,7 +2,8 @@ from .checkpoint import (MMENGINE_CHECKPOINT_GLOBALS, CheckpointError, atomic_to
                          publish_checkpoint,
                          load_checkpoint_safely, register_safe_checkpoint_io)
 from .ddp import InfoProDistributedDataParallel
+from .hooks import ExactResumeHook
 
 __all__ = ['CheckpointError', 'MMENGINE_CHECKPOINT_GLOBALS', 'atomic_torch_save',
            'load_checkpoint_safely', 'publish_checkpoint', 'register_safe_checkpoint_io',
-           'InfoProDistributedDataParallel']
+           'InfoProDistributedDataParallel', 'ExactResumeHook']

@@ -1,5 +1,6 @@
 """The InfoPro segmentor: mmseg's EncoderDecoder trained module by module (the local step)."""
 import logging
+import warnings
 from collections import OrderedDict
 from contextlib import nullcontext
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
@@ -31,6 +32,21 @@ def build_local_head(kind: str, cfg: dict, backbone: InfoProBackbone, unit: int,
     else:
         filled.update(num_classes=decode_head.num_classes, ignore_index=decode_head.ignore_index)
     return MODELS.build({**filled, **cfg})
+
+
+class SummedLocalLossWarning(UserWarning):
+    """InfoPro trained by back-propagating the sum of its local losses (no memory saved)."""
+
+
+#: What :meth:`InfoProEncoderDecoder.loss` says when it looks like training.
+SUMMED_LOSS_WARNING = (
+    'InfoProEncoderDecoder.loss() was called for training (train mode, gradients on): whoever '
+    'back-propagates the sum of its local losses gets InfoPro\'s gradients but keeps every local '
+    "module's graph alive, so none of InfoPro's memory saving. mmengine's stock "
+    'MMDistributedDataParallel trains this way. Fix: in a multi-GPU config keep '
+    "model_wrapper_cfg = dict(type='InfoProDistributedDataParallel') (the InfoPro configs set "
+    'it); in a custom loop call model.train_step(data, optim_wrapper) instead of loss() + '
+    'backward().')
 
 
 @MODELS.register_module()
@@ -253,6 +269,14 @@ class InfoProEncoderDecoder(EncoderDecoder):
             if readers and k >= readers[-1]:
                 images = None
 
+    def _warn_summed_losses(self) -> None:
+        """Warn once per model, in the log and as a Python warning, that loss() trains badly."""
+        if getattr(self, '_warned_summed_losses', False):
+            return
+        self._warned_summed_losses = True
+        print_log(SUMMED_LOSS_WARNING, logger='current', level=logging.WARNING)
+        warnings.warn(SUMMED_LOSS_WARNING, SummedLocalLossWarning, stacklevel=3)
+
     def train_step(self, data: Union[dict, tuple, list], optim_wrapper: OptimWrapper,
                    local_modules: Optional[Sequence[nn.Module]] = None
                    ) -> Dict[str, torch.Tensor]:
@@ -301,8 +325,12 @@ class InfoProEncoderDecoder(EncoderDecoder):
 
         Modules still see detached inputs, so back-propagating the sum gives InfoPro's gradients,
         but every module's graph stays alive until then: no memory is saved. Training uses
-        :meth:`train_step`.
+        :meth:`train_step`. Called in training mode with gradients enabled (mmengine's stock
+        ``MMDistributedDataParallel``, a custom loop), it warns once
+        (:data:`SUMMED_LOSS_WARNING`).
         """
+        if self.training and torch.is_grad_enabled():
+            self._warn_summed_losses()
         losses = {}
         for module_losses in self._run_local_modules(inputs, data_samples, self.local_modules(),
                                                      lambda module: nullcontext()):
