@@ -9,8 +9,18 @@ custom_imports = dict(imports=['infopro_seg'], allow_failed_imports=False)
 model = dict(
     type='InfoProEncoderDecoder',
     backbone=dict(type='InfoProResNeSt', split_points=['layer3.14']),
+    # w and psi as in the authors' code (align_corners=True, psi's CE averaged over valid pixels),
+    # as in configs/deeplabv3_r50_infopro_cityscapes.py.
     local_heads=dict(
-        reconstruction=dict(type='ReconstructionHead', channels=(128, 32, 12), loss_type='bce'),
-        classifier=dict(type='LocalClassifierHead', channels=512, dropout_ratio=0.1)),
+        reconstruction=dict(type='ReconstructionHead', channels=(128, 32, 12), loss_type='bce',
+                            align_corners=True),
+        classifier=dict(
+            type='LocalClassifierHead', channels=512, dropout_ratio=0.1, align_corners=True,
+            loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
+                             avg_non_ignore=True))),
     local_loss_weights=[(1.5, 1.0)])
 model_wrapper_cfg = dict(type='InfoProDistributedDataParallel')
+
+# Exact resume, as in configs/deeplabv3_r50_infopro_cityscapes.py (README, "Exact resume").
+train_dataloader = dict(sampler=dict(type='ResumableInfiniteSampler', shuffle=True))
+default_hooks = dict(exact_resume=dict(type='ExactResumeHook'))
