@@ -72,7 +72,7 @@ class InfoProEncoderDecoder(EncoderDecoder):
     the backbone's outputs is refused when the model is built, with the outputs listed.
 
     Inference (``predict``, ``tools/test.py``) is mmseg's EncoderDecoder path: backbone and
-    decode head only. The local heads are training-only (see ``tools/publish_model.py``).
+    decode head only. The local heads are training-only (see ``tools/misc/publish_model.py``).
 
     Args:
         backbone: An InfoPro backbone config (:class:`InfoProResNet`, ``InfoProResNeXt``,
