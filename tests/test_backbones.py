@@ -7,7 +7,7 @@ import torch
 from mmseg.registry import MODELS
 
 from conftest import build_model
-from infopro_seg.engine.checkpoint import load_checkpoint_safely, publish_checkpoint
+from infopro_seg.engine import load_checkpoint_safely, publish_checkpoint
 from tiny_models import (BACKBONES, CUTS, module_param_names, sgd_wrapper, small_batch, step_once,
                          tiny_cfg)
 
