@@ -34,4 +34,10 @@ model_wrapper_cfg = dict(type='InfoProDistributedDataParallel')
 # batches) and seeds each sample's augmentation by (seed, position); the hook saves and restores
 # the random states (README, "Exact resume").
 train_dataloader = dict(sampler=dict(type='ResumableInfiniteSampler', shuffle=True))
-default_hooks = dict(exact_resume=dict(type='ExactResumeHook'))
+default_hooks = dict(
+    exact_resume=dict(type='ExactResumeHook'),
+    # Checkpoints written atomically (temp file, fsync, rename), also under mmseg's own tools.
+    checkpoint=dict(backend_args=dict(backend='atomic_local')))
+# Weights-only loading of stock mmengine checkpoints for load_from / resume, also under mmseg's
+# own tools (this project's tools/train.py and tools/test.py switch it on themselves).
+custom_hooks = [dict(type='SafeCheckpointLoadingHook')]

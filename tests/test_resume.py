@@ -11,13 +11,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from mmengine.runner.checkpoint import _load_checkpoint
 from torch.utils.data import DataLoader
 
 from infopro_seg.datasets import generate_synthetic_cityscapes
 from infopro_seg.datasets.cityscapes_conversion import convert_cityscapes
 from infopro_seg.datasets.samplers import ResumableInfiniteSampler, SampleIndex
 from infopro_seg.engine.hooks import ExactResumeHook
+from infopro_seg.fileio import load_checkpoint_safely
 from infopro_seg.utils.random_state import (capture_random_states, restore_random_states,
                                             seeded_random_state)
 
@@ -213,7 +213,7 @@ def test_killed_and_resumed_run_ends_bit_identical(tmp_path):
     assert 'the data stream resumes at sample 4' in log
     assert 'Iter(train) [3/4]' in log and 'Iter(train) [1/4]' not in log
 
-    ends = [_load_checkpoint(str(path / 'iter_4.pth'), map_location='cpu')
+    ends = [load_checkpoint_safely(path / 'iter_4.pth', map_location='cpu')
             for path in (tmp_path / 'straight', killed)]
     for key in ('state_dict', 'optimizer', 'param_schedulers', 'exact_resume'):
         a, b = dict(flatten(ends[0][key])), dict(flatten(ends[1][key]))

@@ -138,6 +138,11 @@ def plain_mmseg_config(infopro_config: Path, path: Path) -> Path:
     model.pop('local_heads'), model.pop('local_loss_weights')
     model.backbone.type = model.backbone.pop('variant')
     model.backbone.pop('split_points')
+    # This project's hooks, sampler and checkpoint backend are registered by infopro_seg.
+    cfg.pop('custom_hooks', None)
+    cfg.default_hooks.pop('exact_resume', None)
+    cfg.default_hooks.checkpoint.pop('backend_args', None)
+    cfg.train_dataloader.sampler = dict(type='InfiniteSampler', shuffle=True)
     cfg.dump(str(path))
     return path
 
