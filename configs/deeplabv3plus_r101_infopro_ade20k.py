@@ -20,6 +20,9 @@ model = dict(
     local_loss_weights=[(1.5, 1.0)])
 model_wrapper_cfg = dict(type='InfoProDistributedDataParallel')
 
-# Exact resume, as in configs/deeplabv3_r50_infopro_cityscapes.py (README, "Exact resume").
+# Exact resume and safe checkpoint I/O, as in configs/deeplabv3_r50_infopro_cityscapes.py.
 train_dataloader = dict(sampler=dict(type='ResumableInfiniteSampler', shuffle=True))
-default_hooks = dict(exact_resume=dict(type='ExactResumeHook'))
+default_hooks = dict(
+    exact_resume=dict(type='ExactResumeHook'),
+    checkpoint=dict(backend_args=dict(backend='atomic_local')))  # atomic checkpoint writes
+custom_hooks = [dict(type='SafeCheckpointLoadingHook')]  # weights-only load_from / resume
