@@ -1,13 +1,11 @@
 """Shared fixtures: tiny DeepLab-V3 models and batches that run in well under a second on CPU."""
 import copy
 import os
-import sys
 
 import pytest
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 import infopro_seg  # noqa: E402,F401  (registers components)
 from mmseg.utils import register_all_modules  # noqa: E402

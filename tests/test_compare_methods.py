@@ -60,7 +60,7 @@ def test_tiny_study_writes_its_table_and_files(tmp_path):
         assert row['status'] == 'ok' and row['iters'] == 2
         assert 0 <= row['miou'] <= 100
         assert len(row['class_iou']) == 19  # per-class IoU from the study's metric
-        assert row['peak_mb'] > 0 and row['peak_counted_on'] == 'meta'
+        assert row['peak_mb'] > 0 and row['peak_counted_on'] in ('meta', 'cpu')
     # Greedy trains module 1 by psi alone; E2E has one module (decode + aux).
     assert set(rows['greedy']['module_losses']) == {'m1', 'decode', 'aux'}
     assert 'm1.loss_ce' in rows['greedy']['losses'] and 'm1.loss_recon' not in rows[
@@ -114,8 +114,9 @@ def test_peak_memory_on_meta_equals_cpu_and_supcon_falls_back_to_cpu():
     import infopro_seg  # noqa: F401
     from infopro_seg.study.runs import peak_training_mb, run_config
     options = {'train_dataloader.batch_size': 2, 'crop_size': (32, 64)}  # pooled BN needs 2
-    greedy = run_config(str(STUDY_CFG), 'greedy', 0, 1, None, options)
-    assert peak_training_mb(greedy, 'meta') == (peak_training_mb(greedy, 'cpu')[0], 'meta')
+    # E2E runs on meta; psi's cross-entropy with avg_non_ignore calls .item(), which meta cannot.
+    e2e = run_config(str(STUDY_CFG), 'e2e', 0, 1, None, options)
+    assert peak_training_mb(e2e, 'meta') == (peak_training_mb(e2e, 'cpu')[0], 'meta')
     supcon = run_config(str(STUDY_CFG), 'supcon', 0, 1, None, options)
     megabytes, counted_on = peak_training_mb(supcon, 'meta')
     assert counted_on == 'cpu' and megabytes > 0

@@ -25,6 +25,17 @@ EXPECTED = {
     (4, ['layer1.1', 'layer2.1', 'layer3.1'], (3.0, 0.5)),
     'configs/study/deeplabv3_r18_k4_auglocal_synthetic.py':
     (4, ['layer1.1', 'layer2.1', 'layer3.1'], (3.0, 0.5)),
+    # mmseg's other DeepLabs (issue 9): cuts from plan_splits.py, lambdas as for Cityscapes.
+    'configs/deeplabv3plus_r101_infopro_cityscapes.py': (2, ['layer3.16'], (1.5, 1.0)),
+    'configs/deeplabv3plus_r101_infopro-k4_cityscapes.py':
+    (4, ['layer3.0', 'layer3.14', 'layer4.1'], (3.0, 0.5)),
+    'configs/deeplabv3_mobilenetv2_infopro_cityscapes.py': (2, ['layer5.1'], (1.5, 1.0)),
+    'configs/deeplabv3plus_mobilenetv2_infopro_cityscapes.py': (2, ['layer6.0'], (1.5, 1.0)),
+    'configs/deeplabv3plus_s101_infopro_cityscapes.py': (2, ['layer3.14'], (1.5, 1.0)),
+    'configs/deeplabv3_r101_infopro_ade20k.py': (2, ['layer3.12'], (1.5, 1.0)),
+    'configs/deeplabv3plus_r101_infopro_ade20k.py': (2, ['layer3.18'], (1.5, 1.0)),
+    'configs/deeplabv3_r101_infopro_voc12aug.py': (2, ['layer3.11'], (1.5, 1.0)),
+    'configs/deeplabv3plus_r101_infopro_voc12aug.py': (2, ['layer3.16'], (1.5, 1.0)),
 }
 
 

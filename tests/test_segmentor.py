@@ -1,11 +1,13 @@
 """The local training step: isolation, memory, equivalences with mmseg/mmengine, heads, errors."""
 import copy
+import warnings
 
 import pytest
 import torch
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 
 from conftest import build_model, make_batch, tiny_deeplab_cfg
+from infopro_seg.models.segmentors.infopro_encoder_decoder import SummedLocalLossWarning
 from infopro_seg.utils import SavedTensorMeter
 
 
@@ -114,7 +116,11 @@ def test_accumulated_half_batches_equal_one_full_batch(split_points):
 
 
 def test_amp_path_scales_every_local_loss_and_autocasts(monkeypatch):
-    model = build_model(tiny_deeplab_cfg(split_points=['layer1.1', 'layer3.0']))
+    cfg = tiny_deeplab_cfg(split_points=['layer1.1', 'layer3.0'])
+    # mmseg zero-initialises each block's last norm, which leaves the block's convolutions
+    # without gradient in the first step; here every parameter must receive one.
+    cfg['backbone']['zero_init_residual'] = False
+    model = build_model(cfg)
     if not torch.cuda.is_available():
         # mmengine refuses AmpOptimWrapper without an accelerator; on CPU its GradScaler is a
         # pass-through and autocast runs in bfloat16, which exercises the same code path.
@@ -127,13 +133,18 @@ def test_amp_path_scales_every_local_loss_and_autocasts(monkeypatch):
     wrapper.loss_scaler.scale = lambda loss: scaled.append(loss) or original_scale(loss)
     dtypes = []
     model.backbone.layer2[0].register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
-    before = [p.detach().clone() for p in model.parameters()]
+    before = {name: p.detach().clone() for name, p in model.named_parameters()
+              if p.requires_grad}
     log_vars = model.train_step(make_batch(), wrapper)
     assert len(scaled) == 3  # one loss-scaled backward per local module
     assert dtypes == [torch.bfloat16]
     assert torch.isfinite(torch.as_tensor(log_vars['loss']))
-    assert all(not torch.equal(p, q) for p, q in zip(before, model.parameters())
-               if p.requires_grad and p.dim() > 1)
+    # Every trainable parameter of every module (backbone parts, w, psi, decode, aux) was
+    # updated: each module's scaled backward reached it and the step applied it.
+    assert len(before) == len(list(model.parameters()))
+    unchanged = [name for name, p in model.named_parameters()
+                 if name in before and torch.equal(before[name], p)]
+    assert not unchanged
 
 
 def test_log_vars_name_every_module_loss():
@@ -274,3 +285,36 @@ def test_every_module_skips_sync_exactly_on_accumulating_iterations():
         model.train_step(make_batch(), wrapper, local_modules=modules)
         expected = ['no_sync', 'forward'] if iteration == 0 else ['forward']
         assert logs == [expected] * 3, (iteration, logs)
+
+
+def summed_loss_warnings(action):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        action()
+    return [w for w in caught if issubclass(w.category, SummedLocalLossWarning)]
+
+
+def test_training_through_loss_warns_once_naming_the_fix():
+    model = build_model(tiny_deeplab_cfg(split_points=['layer2.1']))
+    data = model.data_preprocessor(make_batch(), True)
+
+    def twice():
+        for _ in range(2):
+            model(data['inputs'], data['data_samples'], mode='loss')
+
+    caught = summed_loss_warnings(twice)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "model_wrapper_cfg = dict(type='InfoProDistributedDataParallel')" in message
+    assert 'train_step' in message
+
+
+def test_train_step_and_inference_do_not_warn():
+    model = build_model(tiny_deeplab_cfg(split_points=['layer2.1']))
+    assert not summed_loss_warnings(lambda: model.train_step(make_batch(), sgd_wrapper(model)))
+    data = model.data_preprocessor(make_batch(), True)
+    with torch.no_grad():  # e.g. a validation loss
+        assert not summed_loss_warnings(lambda: model.loss(data['inputs'], data['data_samples']))
+    model.eval()
+    assert not summed_loss_warnings(lambda: model.loss(data['inputs'], data['data_samples']))
+    assert not summed_loss_warnings(lambda: model.val_step(make_batch()))

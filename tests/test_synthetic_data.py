@@ -210,7 +210,7 @@ def test_wrong_layout_is_refused(converted, tmp_path):
         for message in messages:
             assert message in str(error.value)
         if index % 2 == 0:  # the command line too (each run imports torch: a few seconds)
-            result = _run_tool('convert_cityscapes.py', root)
+            result = _run_tool('dataset_converters/cityscapes.py', root)
             assert result.returncode == 2, (root, result.stdout, result.stderr)
             assert result.stderr.startswith('error: ') and str(root) in result.stderr
             for message in messages:
@@ -222,8 +222,11 @@ def test_interrupted_conversion_resumes(converted_copy):
     labels = _labels(converted_copy)
     lost = labels[2]
     lost.unlink()
-    stale = lost.with_name(f'.{lost.name}.x1y2z3.tmp.png')  # the name atomic_path gives
-    stale.write_bytes(b'\x89PNG half written')  # what a killed worker leaves behind
+    # what a killed worker leaves behind, named as atomic_path names it (host-pid-token);
+    # untouched for two days, so stale whichever host wrote it
+    stale = lost.with_name(f'.{lost.name}.otherhost-1-0123abcd.tmp.png')
+    stale.write_bytes(b'\x89PNG half written')
+    os.utime(stale, (0, 0))
     truncated = labels[4]
     truncated.write_bytes(truncated.read_bytes()[:40])  # newer than its JSON but unreadable
     json_path = Path(str(labels[0]).replace('_labelTrainIds.png', '_polygons.json'))
@@ -236,7 +239,7 @@ def test_interrupted_conversion_resumes(converted_copy):
     with Image.open(truncated) as image:
         image.verify()
 
-    result = _run_tool('convert_cityscapes.py', converted_copy, '--nproc', '1')
+    result = _run_tool('dataset_converters/cityscapes.py', converted_copy, '--nproc', '1')
     assert result.returncode == 0, result.stderr
     assert 'converted 0, skipped 6, failed 0' in result.stdout
     forced = convert_cityscapes(converted_copy, nproc=1, force=True, progress=False)
@@ -253,7 +256,7 @@ def test_corrupt_json_is_reported(converted_copy):
     data['objects'].append({'label': 'spaceship', 'polygon': [[0, 0], [5, 0], [5, 5]]})
     unknown.write_text(json.dumps(data))
 
-    result = _run_tool('convert_cityscapes.py', converted_copy, '--nproc', '2')
+    result = _run_tool('dataset_converters/cityscapes.py', converted_copy, '--nproc', '2')
     assert result.returncode == 1
     assert 'converted 4, skipped 0, failed 2' in result.stdout
     assert f'{broken}: invalid JSON' in result.stderr

@@ -17,7 +17,6 @@ import sys
 import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 DEFAULT_CONFIG = 'configs/demo/deeplabv3_r18_infopro_synthetic.py'
 
@@ -118,7 +117,7 @@ def main() -> None:
     print(f"[demo] logs:        {infopro['work_dir']}/<timestamp>/")
     print(f"[demo] checkpoint:  {infopro['checkpoint']}")
     print(f"[demo] predictions: {infopro['show_dir']}/")
-    print(f"[demo] deployable:  python tools/publish_model.py {infopro['checkpoint']} "
+    print(f"[demo] deployable:  python tools/misc/publish_model.py {infopro['checkpoint']} "
           f"{infopro['work_dir']}/infopro_demo.pth")
     if args.min_miou is not None and infopro['miou'] < args.min_miou:
         print(f"[demo] FAILED: InfoPro mIoU {infopro['miou']:.2f} < {args.min_miou}")

@@ -2,10 +2,10 @@
 
 Writes ``leftImg8bit/{train,val}/<city>/*_leftImg8bit.png`` and
 ``gtFine/{train,val}/<city>/*_gtFine_polygons.json``; convert the polygons to the label PNGs mmseg
-reads with ``tools/convert_cityscapes.py``, exactly as for the real data set::
+reads with ``tools/dataset_converters/cityscapes.py``, exactly as for the real data set::
 
     python tools/generate_synthetic_cityscapes.py data/synthetic_cityscapes
-    python tools/convert_cityscapes.py data/synthetic_cityscapes
+    python tools/dataset_converters/cityscapes.py data/synthetic_cityscapes
 """
 import argparse
 import sys

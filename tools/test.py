@@ -1,17 +1,15 @@
-"""Test (evaluate) a checkpoint with mmengine's Runner; mmseg's tools/test.py arguments."""
+"""Test (evaluate) a checkpoint with mmengine's Runner; mmseg's tools/test.py arguments.
+
+The checkpoint is loaded weights-only; stock mmengine / mmseg training checkpoints load too.
+"""
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
+from mmengine.config import DictAction
 
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-from mmseg.registry import RUNNERS  # noqa: E402
-
-import infopro_seg  # noqa: E402,F401  (registers models, safe checkpoint I/O)
-from infopro_seg.engine.cli import (UsageError, check_data_roots, load_config,  # noqa: E402
+import infopro_seg  # noqa: F401  (registers the models)
+from infopro_seg.engine.cli import (UsageError, build_runner, check_data_roots, load_config,
                                     run_cli, set_local_rank)
+from infopro_seg.fileio import safe_checkpoint_loading
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,8 +38,6 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
-    if not osp.isfile(args.checkpoint):
-        raise UsageError(f'checkpoint {args.checkpoint} not found')
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         hook = cfg.default_hooks.get('visualization')
@@ -62,8 +58,8 @@ def main() -> None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
     check_data_roots(cfg, ['test_dataloader'])
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.test()
+    with safe_checkpoint_loading():
+        build_runner(cfg).test()
 
 
 if __name__ == '__main__':

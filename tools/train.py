@@ -1,20 +1,16 @@
 """Train a segmentor (InfoPro or plain mmseg) with mmengine's Runner.
 
-Same arguments as mmseg's tools/train.py; ``--resume`` also takes a checkpoint path.
+Same arguments as mmseg's tools/train.py; ``--resume`` also takes a checkpoint path. Checkpoints
+are written atomically and loaded weights-only, stock mmengine / mmseg ones included.
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
+from mmengine.config import DictAction
 
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-from mmseg.registry import RUNNERS  # noqa: E402
-
-import infopro_seg  # noqa: E402,F401  (registers models, safe checkpoint I/O)
-from infopro_seg.engine.cli import (check_data_roots, enable_amp, load_config,  # noqa: E402
-                                    run_cli, set_local_rank)
+import infopro_seg  # noqa: F401  (registers the models)
+from infopro_seg.engine.cli import (build_runner, check_data_roots, enable_amp, load_config,
+                                    run_cli, set_local_rank, use_atomic_checkpoint_writes)
+from infopro_seg.fileio import safe_checkpoint_loading
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,8 +44,9 @@ def main() -> None:
         cfg.resume = True
         cfg.load_from = args.resume
     check_data_roots(cfg, ['train_dataloader', 'val_dataloader'])
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
+    use_atomic_checkpoint_writes(cfg)
+    with safe_checkpoint_loading():
+        build_runner(cfg).train()
 
 
 if __name__ == '__main__':

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Union
 
-from ..utils.atomic import atomic_path, remove_temp_files
+from ..fileio.atomic import atomic_path, remove_temp_files
 
 POLYGON_SUFFIX = '_gtFine_polygons.json'
 LABEL_SUFFIX = '_gtFine_labelTrainIds.png'

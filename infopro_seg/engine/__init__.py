@@ -1,8 +1,10 @@
-from .checkpoint import (MMENGINE_CHECKPOINT_GLOBALS, CheckpointError, atomic_torch_save,
-                         publish_checkpoint,
-                         load_checkpoint_safely, register_safe_checkpoint_io)
+from ..fileio import CheckpointError, load_checkpoint_safely
 from .ddp import InfoProDistributedDataParallel
+from .hooks import ExactResumeHook, SafeCheckpointLoadingHook
+from .publish import TRAINING_ONLY_PREFIXES, publish_checkpoint
 
-__all__ = ['CheckpointError', 'MMENGINE_CHECKPOINT_GLOBALS', 'atomic_torch_save',
-           'load_checkpoint_safely', 'publish_checkpoint', 'register_safe_checkpoint_io',
-           'InfoProDistributedDataParallel']
+# CheckpointError and load_checkpoint_safely live in infopro_seg.fileio; exported here too as
+# the checkpoint API of the training engine.
+__all__ = ['CheckpointError', 'load_checkpoint_safely', 'InfoProDistributedDataParallel',
+           'ExactResumeHook', 'SafeCheckpointLoadingHook', 'TRAINING_ONLY_PREFIXES',
+           'publish_checkpoint']

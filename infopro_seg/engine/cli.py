@@ -7,6 +7,10 @@ from typing import Callable, Iterator, List, Optional
 
 from mmengine.config import Config
 from mmengine.logging import print_log
+from mmengine.runner import Runner
+from mmseg.registry import RUNNERS
+
+from ..fileio import ATOMIC_BACKEND, CheckpointError
 
 
 class UsageError(Exception):
@@ -61,15 +65,29 @@ def check_data_roots(cfg: Config, loaders: List[str]) -> None:
                 if folder and not osp.isdir(folder):
                     raise UsageError(
                         f'{loader}: dataset folder {folder} not found (data_root={data_root!r}). '
-                        'Put Cityscapes there and run tools/convert_cityscapes.py on it, generate '
-                        'the synthetic set with tools/generate_synthetic_cityscapes.py, or set '
+                        'Put Cityscapes there and run tools/dataset_converters/cityscapes.py on '
+                        'it, generate the synthetic set with tools/generate_synthetic_cityscapes.py'
+                        ', or set '
                         f"--cfg-options {loader}.dataset.data_root=PATH")
+
+
+def use_atomic_checkpoint_writes(cfg: Config) -> None:
+    """Write checkpoints atomically (the ``atomic_local`` backend) unless the config's
+    CheckpointHook names a file backend itself."""
+    hook = cfg.get('default_hooks', {}).get('checkpoint')
+    if hook is not None and hook.get('backend_args') is None and \
+            hook.get('file_client_args') is None:
+        hook['backend_args'] = dict(backend=ATOMIC_BACKEND)
+
+
+def build_runner(cfg: Config) -> Runner:
+    """The config's runner (``runner_type`` if it names one), as mmseg's tools build it."""
+    return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
 
 
 def run_cli(main: Callable[[], None]) -> None:
     """Run a tool's main(), turning bad input (:class:`UsageError`, an unusable checkpoint) into
     a one-line message and exit code 2."""
-    from .checkpoint import CheckpointError
     try:
         main()
     except (UsageError, CheckpointError) as error:

@@ -4,7 +4,8 @@ mmengine wraps a distributed model in one ``DistributedDataParallel`` (DDP). Tha
 InfoPro: a training step runs K separate forward/backward passes, one per local module, while a
 DDP expects each of its forwards to be followed by one backward that reaches all of its
 parameters. mmengine's ``MMDistributedDataParallel.train_step`` would compute all losses in one
-forward and back-propagate their sum (InfoPro's gradients, none of its memory saving); one DDP
+forward and back-propagate their sum (InfoPro's gradients, none of its memory saving; the
+segmentor's ``loss()`` warns when it is used that way, naming this wrapper); one DDP
 entered once per local module would need ``find_unused_parameters=True`` (a graph traversal
 after every forward, as the reference code did) and would all-reduce every bucket K times per
 iteration, K-1 of them for parameters that the module did not touch.

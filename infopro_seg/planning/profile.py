@@ -174,9 +174,9 @@ class _ProfiledModel:
 
     def head_input_unit(self, head: nn.Module) -> int:
         """The unit producing a segmentation head's latest input (its cost goes there)."""
-        outs = self.backbone.out_indices
-        return max(self.backbone.stage_end_unit(outs[position])
-                   for position in self.backbone.output_positions(head.in_index))
+        # The segmentor found which outputs the head reads (DeepLab-V3+'s c1 included).
+        return max(self.backbone.output_unit(position)
+                   for position in head.infopro_backbone_inputs)
 
     def local_head(self, kind: str, unit: int) -> Optional[nn.Module]:
         """w or psi for a cut after ``unit``, built as the segmentor builds it; ``None`` if the

@@ -6,7 +6,7 @@ import math
 import statistics
 from typing import Dict, List, Optional
 
-from ..utils.atomic import atomic_path, atomic_write_bytes
+from ..fileio.atomic import atomic_path, atomic_write_bytes
 
 
 def _mean(values: List[float]) -> float:

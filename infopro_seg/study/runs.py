@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Tuple
 
 from mmengine.config import Config
 
-from ..utils.atomic import atomic_write_bytes
+from ..fileio.atomic import atomic_write_bytes
 from .methods import apply_method, num_modules
 
 #: The repository root (tools/train.py lives under it in a checkout).

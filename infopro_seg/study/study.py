@@ -4,7 +4,7 @@ import os
 import os.path as osp
 from typing import List, Optional
 
-from ..utils.atomic import atomic_write_bytes
+from ..fileio.atomic import atomic_write_bytes
 from .methods import METHODS, check_methods
 from .report import format_table, plot_miou_vs_memory, summarise, write_csv, write_json
 from .runs import (log_tail, peak_training_mb, read_scalars, run_config, run_row,

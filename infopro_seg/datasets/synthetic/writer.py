@@ -19,7 +19,7 @@ from typing import Optional, Union
 import cv2
 import numpy as np
 
-from ...utils.atomic import atomic_write_bytes, remove_temp_files
+from ...fileio.atomic import atomic_write_bytes, remove_temp_files
 from .render import render_synthetic_scene
 
 SPLIT_CITIES = {'train': ('aachen', 'bremen'), 'val': ('frankfurt', 'lindau')}

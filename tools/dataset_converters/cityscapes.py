@@ -4,18 +4,13 @@ Runs the official ``cityscapesscripts`` conversion in parallel, atomically and r
 date labels are skipped, leftovers of an interrupted run are cleaned up. Exit codes: 0 success,
 1 some files failed (each is named), 2 wrong folder layout or arguments (nothing is written)::
 
-    python tools/convert_cityscapes.py data/cityscapes --nproc 8
+    python tools/dataset_converters/cityscapes.py data/cityscapes --nproc 8
 """
 import argparse
-import importlib.util
-import os.path as osp
 import sys
 
-if importlib.util.find_spec('infopro_seg') is None:  # run from a checkout without installing
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from infopro_seg.datasets.cityscapes_conversion import (  # noqa: E402
-    CityscapesLayoutError, convert_cityscapes, default_nproc)
+from infopro_seg.datasets.cityscapes_conversion import (CityscapesLayoutError, convert_cityscapes,
+                                                        default_nproc)
 
 
 def parse_args() -> argparse.Namespace:

@@ -1,0 +1,3 @@
+from .resumable_infinite_sampler import ResumableInfiniteSampler, SampleIndex
+
+__all__ = ['ResumableInfiniteSampler', 'SampleIndex']
