@@ -37,7 +37,7 @@ from ..models.segmentors.infopro_encoder_decoder import build_local_head
 from ..utils.batch import random_seg_batch
 from ..utils.memory import storage_key
 from .build import build_on_one_device
-from .meta import meta_masks_select_all
+from .meta import count_all_pixels_on_meta, meta_masks_select_all
 from .meter import SavedBytesMeter
 
 
@@ -189,6 +189,8 @@ class _ProfiledModel:
             with torch.device(self.device):
                 head = build_local_head(kind, cfg, self.backbone, unit, self.decode_head)
             head = revert_sync_batchnorm(head)  # its norm_cfg is the decode head's
+            if torch.device(self.device).type == 'meta':
+                head = count_all_pixels_on_meta(head)
             head.train()
             self._local_heads[key] = head
         return self._local_heads[key]
