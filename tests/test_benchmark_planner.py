@@ -122,6 +122,23 @@ def test_planner_predicts_the_local_step_peak_exactly(depth):
         assert plan.peak_bytes == meter.peak_bytes, plan.split_points
 
 
+def test_planner_runs_valid_pixel_averaged_psi_on_meta_and_predicts_the_real_peak():
+    """psi averaging over valid pixels (the paper configs) counts them with .item(), which meta
+    tensors cannot answer; the plan must still be made on meta and equal the real step."""
+    cfg = tiny_deeplab_cfg(split_points=[], depth=18)
+    cfg['local_heads']['classifier']['loss_decode'] = dict(
+        type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True)
+    profile = profile_model(cfg, (96, 64), 2, device='meta')
+    plan = plan_splits(profile, 2)
+    model = build_model({**cfg, 'backbone': {**cfg['backbone'],
+                                             'split_points': plan.split_points}})
+    assert model.local_heads[0]['classifier'].loss_decode.avg_non_ignore  # real device unchanged
+    with SavedTensorMeter() as meter:
+        model.train_step(make_batch(2, 96, 64),
+                         OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
+    assert plan.peak_bytes == meter.peak_bytes
+
+
 def test_balanced_splits_beat_evenly_spaced_ones_and_are_optimal():
     profile = profile_model(tiny_deeplab_cfg(split_points=[], depth=50), (128, 128), 2)
     n = profile.num_units

@@ -23,6 +23,23 @@ EXPECTED = {
     'configs/deeplabv3_r101_infopro_cityscapes-640x1280.py': (2, ['layer3.12'], (2.0, 1.0)),
     'configs/deeplabv3_r101_greedy_cityscapes.py': (2, ['layer3.12'], (0.0, 1.0)),
     'configs/demo/deeplabv3_r18_infopro_synthetic.py': (2, ['layer3.0'], (1.5, 1.0)),
+    'configs/study/deeplabv3_r18_k4_synthetic.py':
+    (4, ['layer1.1', 'layer2.1', 'layer3.1'], (3.0, 0.5)),
+    'configs/study/deeplabv3_r18_k4_supcon_synthetic.py':
+    (4, ['layer1.1', 'layer2.1', 'layer3.1'], (3.0, 0.5)),
+    'configs/study/deeplabv3_r18_k4_auglocal_synthetic.py':
+    (4, ['layer1.1', 'layer2.1', 'layer3.1'], (3.0, 0.5)),
+    # mmseg's other DeepLabs (issue 9): cuts from plan_splits.py, lambdas as for Cityscapes.
+    'configs/deeplabv3plus_r101_infopro_cityscapes.py': (2, ['layer3.16'], (1.5, 1.0)),
+    'configs/deeplabv3plus_r101_infopro-k4_cityscapes.py':
+    (4, ['layer3.0', 'layer3.14', 'layer4.1'], (3.0, 0.5)),
+    'configs/deeplabv3_mobilenetv2_infopro_cityscapes.py': (2, ['layer5.1'], (1.5, 1.0)),
+    'configs/deeplabv3plus_mobilenetv2_infopro_cityscapes.py': (2, ['layer6.0'], (1.5, 1.0)),
+    'configs/deeplabv3plus_s101_infopro_cityscapes.py': (2, ['layer3.14'], (1.5, 1.0)),
+    'configs/deeplabv3_r101_infopro_ade20k.py': (2, ['layer3.12'], (1.5, 1.0)),
+    'configs/deeplabv3plus_r101_infopro_ade20k.py': (2, ['layer3.18'], (1.5, 1.0)),
+    'configs/deeplabv3_r101_infopro_voc12aug.py': (2, ['layer3.11'], (1.5, 1.0)),
+    'configs/deeplabv3plus_r101_infopro_voc12aug.py': (2, ['layer3.16'], (1.5, 1.0)),
 }
 
 
@@ -45,5 +62,8 @@ def test_config_builds_the_expected_infopro_model(path):
     if '640x1280' in path:
         assert cfg.train_dataloader.dataset.pipeline[3].crop_size == (640, 1280)
         assert cfg.model.data_preprocessor.size == (640, 1280)
+    if 'supcon' in path or 'auglocal' in path:
+        kind = 'SupConHead' if 'supcon' in path else 'AugLocalClassifierHead'
+        assert all(type(heads['classifier']).__name__ == kind for heads in model.local_heads)
     if '4xb3' in path:
         assert cfg.train_dataloader.batch_size == 3 and cfg.optim_wrapper.optimizer.lr == 0.015

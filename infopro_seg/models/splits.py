@@ -1,9 +1,12 @@
 """Where a network is cut into local modules, and how the local losses are weighted.
 
-A *split point* names the last unit of an earlier local module. Units are the pieces of a ResNet
-that a cut may fall between: the stem (the deep stem of ResNetV1c/V1d has three conv-norm-ReLU
-units; the max-pool belongs to the last of them) and every residual block. A split point is written
-as mmseg names the block, or as a ``(stage, block)`` pair with the same numbers:
+A *split point* names the last unit of an earlier local module. Units are the pieces of a
+backbone that a cut may fall between, as its adapter lists them (``infopro_seg.models.backbones``):
+for a ResNet (also ResNeXt, ResNeSt) the stem (the deep stem of ResNetV1c/V1d has three
+conv-norm-ReLU units; the max-pool belongs to the last of them) and every residual block; for
+MobileNetV2 its first conv (``stem.0``) and every inverted-residual block of ``layer1`` ..
+``layer7``. A split point is written as mmseg names the block, or as a ``(stage, block)`` pair with
+the same numbers:
 
 - ``'layer3.12'`` or ``(3, 12)``: cut after block 12 (0-based) of ``layer3``, i.e. after its first
   13 blocks. This is the paper's ResNet-101 K=2 cut (Sec. 4.3, Table 5).

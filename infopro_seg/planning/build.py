@@ -7,13 +7,16 @@ from mmengine.model import revert_sync_batchnorm
 from mmseg.registry import MODELS
 from torch import nn
 
+from .meta import count_all_pixels_on_meta
+
 
 def build_on_one_device(cfg: dict, device: Union[str, torch.device]) -> nn.Module:
     """Build a registered component (a segmentor, a head) straight on ``device``, SyncBN as BN.
 
     One device is measured, so synchronised BatchNorm is converted to BatchNorm after the build
     (mmengine's ``revert_sync_batchnorm``: the same memory and arithmetic on one device, and no
-    process group needed to run). On ``meta`` nothing is allocated, even for R-101. Weights are
+    process group needed to run). On ``meta`` nothing is allocated, even for R-101, and losses
+    that count valid pixels average over all of them (:func:`count_all_pixels_on_meta`). Weights are
     not initialised (``init_weights`` is not called): memory and time do not depend on them.
 
     Args:
@@ -31,4 +34,5 @@ def build_on_one_device(cfg: dict, device: Union[str, torch.device]) -> nn.Modul
         raise ValueError("mmcv's MMSyncBN cannot be built without a process group, and one "
                          'device is measured here: use SyncBN (or BN) in the config')
     with torch.device(device):
-        return revert_sync_batchnorm(MODELS.build(ConfigDict(cfg)))
+        model = revert_sync_batchnorm(MODELS.build(ConfigDict(cfg)))
+    return count_all_pixels_on_meta(model) if torch.device(device).type == 'meta' else model

@@ -11,6 +11,8 @@ saved as on a real device. No third-party function is replaced.
 from contextlib import contextmanager
 from typing import Iterator
 
+from mmseg.models.losses import CrossEntropyLoss
+from torch import nn
 from torch.fx.experimental import _config as fx_config
 
 
@@ -27,3 +29,24 @@ def meta_masks_select_all() -> Iterator[None]:
     """
     with fx_config.patch(meta_nonzero_assume_all_nonzero=True):
         yield
+
+
+def count_all_pixels_on_meta(module: nn.Module) -> nn.Module:
+    """Let ``avg_non_ignore`` cross-entropy losses inside ``module`` run on the meta device.
+
+    mmseg's ``CrossEntropyLoss(avg_non_ignore=True)`` (psi's loss in the paper configs, as in
+    the authors' code) divides by the number of valid pixels, which it reads with ``.item()``: a
+    value that a meta tensor does not have. The divisor is a scalar and changes nothing that is
+    saved for backward, so on meta the losses average over all pixels instead. Real devices are
+    never changed: call this only for a module built on ``meta``.
+
+    Args:
+        module: A model or head built on the meta device.
+
+    Returns:
+        nn.Module: ``module``, its cross-entropy losses averaging over all pixels.
+    """
+    for child in module.modules():
+        if isinstance(child, CrossEntropyLoss) and child.avg_non_ignore:
+            child.avg_non_ignore = False
+    return module

@@ -37,7 +37,7 @@ from ..models.segmentors.infopro_encoder_decoder import build_local_head
 from ..utils.batch import random_seg_batch
 from ..utils.memory import storage_key
 from .build import build_on_one_device
-from .meta import meta_masks_select_all
+from .meta import count_all_pixels_on_meta, meta_masks_select_all
 from .meter import SavedBytesMeter
 
 
@@ -174,9 +174,9 @@ class _ProfiledModel:
 
     def head_input_unit(self, head: nn.Module) -> int:
         """The unit producing a segmentation head's latest input (its cost goes there)."""
-        outs = self.backbone.out_indices
-        return max(self.backbone.stage_end_unit(outs[position])
-                   for position in self.backbone.output_positions(head.in_index))
+        # The segmentor found which outputs the head reads (DeepLab-V3+'s c1 included).
+        return max(self.backbone.output_unit(position)
+                   for position in head.infopro_backbone_inputs)
 
     def local_head(self, kind: str, unit: int) -> Optional[nn.Module]:
         """w or psi for a cut after ``unit``, built as the segmentor builds it; ``None`` if the
@@ -189,6 +189,8 @@ class _ProfiledModel:
             with torch.device(self.device):
                 head = build_local_head(kind, cfg, self.backbone, unit, self.decode_head)
             head = revert_sync_batchnorm(head)  # its norm_cfg is the decode head's
+            if torch.device(self.device).type == 'meta':
+                head = count_all_pixels_on_meta(head)
             head.train()
             self._local_heads[key] = head
         return self._local_heads[key]

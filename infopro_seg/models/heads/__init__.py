@@ -1,4 +1,6 @@
+from .auglocal_head import AugLocalClassifierHead
 from .local_classifier_head import LocalClassifierHead
 from .reconstruction_head import ReconstructionHead
+from .supcon_head import SupConHead
 
-__all__ = ['ReconstructionHead', 'LocalClassifierHead']
+__all__ = ['ReconstructionHead', 'LocalClassifierHead', 'SupConHead', 'AugLocalClassifierHead']

@@ -12,13 +12,14 @@ from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS, TASK_UTILS
 from torch import nn
 
-from ..backbones.infopro_resnet import InfoProResNet
+from ..backbones.infopro_backbone import InfoProBackbone
+from ..head_inputs import backbone_outputs_read
 from ..splits import local_loss_weights as expand_loss_weights
 from ..utils.checkpointing import guard_with_cp_blocks, parse_checkpointing
 from .local_module import LocalModule
 
 
-def build_local_head(kind: str, cfg: dict, backbone: InfoProResNet, unit: int,
+def build_local_head(kind: str, cfg: dict, backbone: InfoProBackbone, unit: int,
                      decode_head: nn.Module) -> nn.Module:
     """Build w (``kind='reconstruction'``) or psi (``'classifier'``) for a cut after ``unit``.
 
@@ -53,24 +54,30 @@ SUMMED_LOSS_WARNING = (
 class InfoProEncoderDecoder(EncoderDecoder):
     """DeepLab-style encoder-decoder trained with InfoPro local learning (Wang et al., ICLR 2021).
 
-    The backbone (:class:`InfoProResNet`) is cut into K local modules. In :meth:`train_step`
-    module k runs on the *detached* output of module k-1 and its local loss is back-propagated at
-    once, so its graph is freed before module k+1 runs: only one module's activations are alive
-    at a time. Local modules 1..K-1 are trained by ``lambda1 * L_recon + lambda2 * L_task``
-    (Eq. 5) through their own reconstruction decoder (w) and pixel classifier (psi); module K by
-    the decode head's (and auxiliary head's) ordinary losses.
+    The backbone (an :class:`~infopro_seg.models.backbones.InfoProBackbone`) is cut into K local
+    modules. In :meth:`train_step` module k runs on the *detached* output of module k-1 and its
+    local loss is back-propagated at once, so its graph is freed before module k+1 runs: only one
+    module's activations are alive at a time. Local modules 1..K-1 are trained by
+    ``lambda1 * L_recon + lambda2 * L_task`` (Eq. 5) through their own reconstruction decoder (w)
+    and pixel classifier (psi); module K by the decode head's (and auxiliary head's) ordinary
+    losses.
 
-    Heads that read several backbone outputs are trained by the module that produces the latest
-    of them; outputs of earlier modules reach them detached. So an FCN auxiliary head on layer3
-    belongs to the module in which layer3 ends: the last module in the paper's R-101 cut (as in
-    the reference), an earlier one when the cut falls after layer3, where it acts as one more
-    local pixel classifier. The decode head must read the backbone's last output.
+    Heads may read any backbone outputs (FCN, PSPNet, DeepLab-V3's ASPP, DeepLab-V3+'s ASPP and
+    ``c1``, UPerNet's four levels, a head of your own): which ones is found when the model is built
+    by running each head on the meta device. A head is trained by the module that produces the
+    latest output it reads; outputs of earlier modules reach it detached, and each output is
+    released as soon as its last reader has run. So an FCN auxiliary head on layer3 belongs to the
+    module in which layer3 ends: the last module in the paper's R-101 cut (as in the reference),
+    an earlier one when the cut falls after layer3, where it acts as one more local pixel
+    classifier. The decode head must read an output of the last module. A head that cannot run on
+    the backbone's outputs is refused when the model is built, with the outputs listed.
 
     Inference (``predict``, ``tools/test.py``) is mmseg's EncoderDecoder path: backbone and
     decode head only. The local heads are training-only (see ``tools/misc/publish_model.py``).
 
     Args:
-        backbone: An :class:`InfoProResNet` config (its ``split_points`` set K).
+        backbone: An InfoPro backbone config (:class:`InfoProResNet`, ``InfoProResNeXt``,
+            ``InfoProResNeSt``, ``InfoProMobileNetV2``; its ``split_points`` set K).
         decode_head: As for EncoderDecoder.
         local_heads: ``dict(reconstruction=cfg or None, classifier=cfg or None)``; each is built
             once per local module with ``in_channels``, ``in_stride`` / ``num_classes``,
@@ -123,9 +130,12 @@ class InfoProEncoderDecoder(EncoderDecoder):
         self.split_plan = split_plan
         if split_plan is not None:
             print_log(f'InfoPro split planner chose:\n{split_plan.describe()}', logger='current')
-        if not isinstance(self.backbone, InfoProResNet):
-            raise TypeError('InfoProEncoderDecoder needs an InfoProResNet backbone (it knows the '
-                            f'split points), got {type(self.backbone).__name__}')
+        if not isinstance(self.backbone, InfoProBackbone):
+            raise TypeError('InfoProEncoderDecoder needs an InfoPro backbone (it knows the split '
+                            'points: InfoProResNet, InfoProResNeXt, InfoProResNeSt, '
+                            'InfoProMobileNetV2, or an adapter of your own; see '
+                            'infopro_seg/models/backbones/infopro_backbone.py), got '
+                            f'{type(self.backbone).__name__}')
         num_modules = self.backbone.num_modules
         if self.with_neck and num_modules > 1:
             raise NotImplementedError('a neck reads several backbone stages at once; InfoPro with '
@@ -165,8 +175,7 @@ class InfoProEncoderDecoder(EncoderDecoder):
 
     def _output_owner(self, head: nn.Module) -> int:
         """The local module whose loss trains ``head``: the one producing its latest input."""
-        return max(self.backbone.module_of_output(i)
-                   for i in self.backbone.output_positions(head.in_index))
+        return max(self.backbone.module_of_output(i) for i in head.infopro_backbone_inputs)
 
     def _aux_heads(self) -> List[nn.Module]:
         if not self.with_auxiliary_head:
@@ -175,18 +184,44 @@ class InfoProEncoderDecoder(EncoderDecoder):
             return list(self.auxiliary_head)
         return [self.auxiliary_head]
 
+    def _named_seg_heads(self) -> List[tuple]:
+        """``(config name, head)`` of the decode head and every auxiliary head."""
+        aux = self._aux_heads()
+        if isinstance(self.auxiliary_head, nn.ModuleList):
+            names = [f'auxiliary_head[{i}]' for i in range(len(aux))]
+        else:
+            names = ['auxiliary_head'] * len(aux)
+        return [('decode_head', self.decode_head)] + list(zip(names, aux))
+
     def _check_head_placement(self) -> None:
-        last = self.backbone.num_modules - 1
+        """Find the backbone outputs each head reads; place each head; refuse what cannot work.
+
+        The outputs a head reads are found by running it on the meta device
+        (:func:`~infopro_seg.models.head_inputs.backbone_outputs_read`), so multi-level heads
+        (DeepLab-V3+'s ``c1``, UPerNet's four levels, a user's own head) need no special case.
+        """
+        backbone = self.backbone
+        shapes = [(2, backbone.unit_out_channels(backbone.output_unit(p)),
+                   *(max(1, 512 // backbone.unit_out_stride(backbone.output_unit(p))), ) * 2)
+                  for p in range(backbone.num_outputs)]
+        for name, head in self._named_seg_heads():
+            # A plain attribute (no state-dict entry) that survives deepcopy and module swaps.
+            head.infopro_backbone_inputs = backbone_outputs_read(
+                head, shapes, backbone.describe_outputs(), name)
+        last = backbone.num_modules - 1
         if self._output_owner(self.decode_head) != last:
-            raise ValueError('the decode head must read the backbone output of the last local '
-                             f'module (in_index {self.decode_head.in_index} with out_indices '
-                             f'{self.backbone.out_indices}); otherwise module {last + 1} is '
-                             'never trained')
-        # Keep an earlier module's output alive (detached) only while a later head reads it.
+            raise ValueError(
+                'the decode head must read an output of the last local module, else module '
+                f'{last + 1} is never trained: {type(self.decode_head).__name__} reads backbone '
+                f'outputs {self.decode_head.infopro_backbone_inputs} (in_index '
+                f'{self.decode_head.in_index}, out_indices {backbone.out_indices}). Fix: let it '
+                'read the last output (in_index -1) or move the last split point before the '
+                'stage it reads')
+        # Keep an earlier module's output alive (detached) only until its last reader has run.
         self._last_reader = {}
-        for head in [self.decode_head] + self._aux_heads():
+        for _, head in self._named_seg_heads():
             owner = self._output_owner(head)
-            for position in self.backbone.output_positions(head.in_index):
+            for position in head.infopro_backbone_inputs:
                 self._last_reader[position] = max(owner, self._last_reader.get(position, -1))
 
     def local_modules(self) -> List[LocalModule]:
@@ -233,17 +268,25 @@ class InfoProEncoderDecoder(EncoderDecoder):
         Whoever consumes the generator may back-propagate a module's loss at its ``yield``: the
         next module only sees detached tensors (gradient isolation, Sec. 3.1).
         """
-        needs_images = any('reconstruction' in heads for heads in self.local_heads)
-        images = self.reconstruction_target(inputs) if needs_images else None
-        features = [None] * len(self.backbone.out_indices)
+        readers = [k for k, heads in enumerate(self.local_heads) if 'reconstruction' in heads]
+        images = self.reconstruction_target(inputs) if readers else None
+        features = [None] * self.backbone.num_outputs
         x = inputs
         for k, module in enumerate(modules):
             with context(module):
                 x, outputs, losses = module(x.detach(), features, data_samples, images)
             yield losses
-            for position, feature in outputs.items():
-                if self._last_reader.get(position, -1) > k:
-                    features[position] = feature.detach()
+            # Nothing stays alive that no later module reads: outputs of this module that a later
+            # head reads are kept detached; every other feature (and the images once the last w
+            # has run) is released before the next module runs.
+            del losses
+            features = [
+                (outputs[position].detach() if position in outputs else features[position])
+                if self._last_reader.get(position, -1) > k else None
+                for position in range(len(features))]
+            del outputs
+            if readers and k >= readers[-1]:
+                images = None
 
     def _warn_summed_losses(self) -> None:
         """Warn once per model, in the log and as a Python warning, that loss() trains badly."""

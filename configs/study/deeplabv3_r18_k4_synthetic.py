@@ -1,0 +1,9 @@
+# The accuracy study's model (issue 12): the demo's DeepLab-V3 R-18 on the synthetic set, cut
+# into K=4 modules at the stage boundaries (stem+layer1 | layer2 | layer3 | layer4 + heads),
+# with the loss-weight schedule of the project's R-101 K=4 config. The methods compared by
+# tools/analysis_tools/compare_methods.py are overrides of this config.
+_base_ = '../demo/deeplabv3_r18_infopro_synthetic.py'
+
+model = dict(
+    backbone=dict(split_points=['layer1.1', 'layer2.1', 'layer3.1']),
+    local_loss_weights=dict(_delete_=True, first=(3.0, 0.5), last=(1.5, 1.0)))

@@ -1,0 +1,79 @@
+"""The methods a study compares, each a set of config overrides over the study's config."""
+from dataclasses import dataclass, field
+from typing import Dict, Iterable
+
+from mmengine.config import Config
+
+
+@dataclass(frozen=True)
+class Method:
+    """One training method: what it is and the config keys it overrides.
+
+    Attributes:
+        description: One line for the table's legend.
+        overrides: ``{dotted key: value}`` as for ``--cfg-options`` (a dict value carrying
+            ``_delete_=True`` replaces the config's value instead of merging into it).
+    """
+    description: str
+    overrides: Dict[str, object] = field(default_factory=dict)
+
+
+#: The methods known by name. Each applies to any InfoPro config; e2e and greedy are the issue's
+#: baselines, the others the local objectives for K >= 3.
+METHODS: Dict[str, Method] = {
+    'e2e': Method('end-to-end back-propagation (K=1, same network)',
+                  {'model.backbone.split_points': []}),
+    'greedy': Method('greedy supervised local learning: psi only (lambda1=0, lambda2=1)',
+                     {'model.local_loss_weights': [(0.0, 1.0)]}),
+    'infopro': Method("InfoPro as the config has it (its w, psi and loss weights)"),
+    'infopro-paper': Method(
+        "InfoPro with the paper's K>2 schedule: (lambda1, lambda2) linear (5, 0) -> (0.5, 1)",
+        {'model.local_loss_weights': dict(_delete_=True, first=(5.0, 0.0), last=(0.5, 1.0))}),
+    'recon-light': Method(
+        'InfoPro with a lighter reconstruction decoder w (widths 8, 4, 4)',
+        {'model.local_heads.reconstruction.channels': (8, 4, 4)}),
+    'supcon': Method(
+        'InfoPro with a supervised-contrastive psi on class-balanced sampled pixels',
+        {'model.local_heads.classifier': dict(_delete_=True, type='SupConHead', channels=128,
+                                              proj_channels=64, temperature=0.1,
+                                              max_pixels_per_class=64)}),
+    'auglocal': Method(
+        'InfoPro with an AugLocal-style psi: 2 residual blocks shaped like the next layers',
+        {'model.local_heads.classifier': dict(type='AugLocalClassifierHead',
+                                              width_multipliers=(1, 2), dilations=(1, 2))}),
+    'greedy-auglocal': Method(
+        'greedy (lambda1=0) with the AugLocal-style psi',
+        {'model.local_loss_weights': [(0.0, 1.0)],
+         'model.local_heads.classifier': dict(type='AugLocalClassifierHead',
+                                              width_multipliers=(1, 2), dilations=(1, 2))}),
+}
+
+
+def check_methods(names: Iterable[str]) -> None:
+    """Raise a clear error for unknown method names."""
+    unknown = [name for name in names if name not in METHODS]
+    if unknown:
+        raise ValueError(f'unknown method(s) {unknown}; known: {", ".join(METHODS)}')
+
+
+def apply_method(cfg: Config, name: str) -> Config:
+    """Apply method ``name``'s overrides to ``cfg`` in place and return it."""
+    check_methods([name])
+    if cfg.model.get('type') != 'InfoProEncoderDecoder':
+        raise ValueError(f"the study needs an InfoProEncoderDecoder config, got model type "
+                         f"{cfg.model.get('type')!r}")
+    overrides = METHODS[name].overrides
+    if overrides:
+        cfg.merge_from_dict(dict(overrides))
+    return cfg
+
+
+def method_config(config: str, name: str) -> Config:
+    """Load ``config`` and apply method ``name``."""
+    return apply_method(Config.fromfile(config), name)
+
+
+def num_modules(cfg: Config) -> object:
+    """K of a config: ``len(split_points) + 1``, or ``'auto'`` when the planner chooses."""
+    points = cfg.model.backbone.get('split_points', [])
+    return 'auto' if isinstance(points, str) else len(points) + 1

@@ -1,0 +1,217 @@
+"""One study run (a method and a seed): its config, its training subprocess, its results."""
+import glob
+import json
+import math
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+from contextlib import nullcontext
+from typing import Dict, List, Optional, Tuple
+
+from mmengine.config import Config
+
+from ..fileio.atomic import atomic_write_bytes
+from .methods import apply_method, num_modules
+
+#: The repository root (tools/train.py lives under it in a checkout).
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+METRIC_MODULE = 'infopro_seg.study.metrics'
+
+
+def prepare_data(data_root: Optional[str], num_train: int, num_val: int,
+                 image_size: tuple = (256, 512)) -> str:
+    """The study's data root, ready for mmseg's CityscapesDataset.
+
+    ``data_root`` if given, else ``data/cityscapes`` when it holds real Cityscapes, else
+    ``data/synthetic_cityscapes``. A folder without ``leftImg8bit/`` gets a generated synthetic
+    set; polygon labels are converted to train ids (skipped where done).
+    """
+    from ..datasets import convert_cityscapes, generate_synthetic_cityscapes
+    if data_root is None:
+        real = osp.join(REPO, 'data', 'cityscapes')
+        has_real = all(osp.isdir(osp.join(real, d)) for d in ('leftImg8bit', 'gtFine'))
+        data_root = real if has_real else osp.join(REPO, 'data', 'synthetic_cityscapes')
+    if not osp.isdir(osp.join(data_root, 'leftImg8bit')):
+        summary = generate_synthetic_cityscapes(data_root, num_train=num_train, num_val=num_val,
+                                                height=image_size[0], width=image_size[1])
+        print(f"[study] generated a synthetic Cityscapes set in {data_root} "
+              f"({summary['written']} images)", flush=True)
+    data_root = osp.abspath(data_root)
+    result = convert_cityscapes(data_root, progress=False)
+    if result['failed']:
+        raise RuntimeError(f"{result['failed']} label files of {data_root} failed to convert: "
+                           f"{result['failures'][:3]}")
+    return data_root
+
+
+def _log_interval(configured: int, iters: int) -> int:
+    """The largest logging interval <= ``configured`` that divides ``iters`` (so the last
+    iteration's losses are logged)."""
+    return max(d for d in range(1, max(1, min(configured, iters)) + 1) if iters % d == 0)
+
+
+def run_config(config: str, method: str, seed: int, iters: Optional[int],
+               data_root: Optional[str], cfg_options: Optional[dict] = None) -> Config:
+    """The full config of one run: the study's config, ``cfg_options``, the method, the study's
+    schedule, data, seed and the per-class IoU metric."""
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    apply_method(cfg, method)
+    if data_root is not None:
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+            if loader in cfg:
+                cfg[loader].dataset.data_root = data_root
+    if iters is not None:
+        cfg.train_cfg.max_iters = iters
+        cfg.train_cfg.val_interval = iters
+        for scheduler in cfg.get('param_scheduler', None) or []:
+            if 'end' in scheduler and not scheduler.get('by_epoch', False):
+                scheduler.end = iters
+    iters = cfg.train_cfg.max_iters
+    hooks = cfg.setdefault('default_hooks', {})
+    if 'checkpoint' in hooks:
+        hooks.checkpoint.interval = iters
+    if 'logger' in hooks:
+        hooks.logger.interval = _log_interval(hooks.logger.get('interval', 50), iters)
+    cfg.randomness = dict(seed=seed)
+    for evaluator in ('val_evaluator', 'test_evaluator'):
+        if evaluator in cfg and cfg[evaluator].get('type') in ('IoUMetric', 'PerClassIoUMetric'):
+            cfg[evaluator].type = 'PerClassIoUMetric'
+    imports = cfg.get('custom_imports', dict(imports=[], allow_failed_imports=False))
+    if METRIC_MODULE not in imports['imports']:
+        imports['imports'] = list(imports['imports']) + [METRIC_MODULE]
+    cfg.custom_imports = imports
+    return cfg
+
+
+def read_scalars(work_dir: str) -> List[dict]:
+    """The records of the newest ``<timestamp>/vis_data/scalars.json`` under ``work_dir``."""
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    if not files:
+        raise FileNotFoundError(f'no scalars.json under {work_dir}: did training run?')
+    with open(files[-1]) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def summarise_scalars(records: List[dict], learnt_iou: float) -> dict:
+    """Final validation metrics and final training losses of one run.
+
+    Returns:
+        dict: ``miou``, ``aacc``, ``class_iou`` ({class: IoU}), ``learnt_classes`` (IoU >=
+        ``learnt_iou``), ``losses`` ({logged loss name: last logged value, a mean over the
+        logger's window}) and ``module_losses`` (summed per module prefix: ``m1``, ...,
+        ``decode``, ``aux``).
+    """
+    val = [r for r in records if 'mIoU' in r]
+    train = [r for r in records if 'loss' in r and 'mIoU' not in r]
+    if not val:
+        raise ValueError('the run logged no validation metrics (mIoU)')
+    final = val[-1]
+    class_iou = {k[4:]: v for k, v in final.items() if k.startswith('IoU.')}
+    losses = {k: v for k, v in (train[-1] if train else {}).items()
+              if 'loss' in k and k != 'loss'}
+    module_losses: Dict[str, float] = {}
+    for name, value in losses.items():
+        prefix = name.split('.')[0] if '.' in name else 'decode'
+        module_losses[prefix] = module_losses.get(prefix, 0.0) + value
+    learnt = sum(1 for v in class_iou.values() if not math.isnan(v) and v >= learnt_iou)
+    return dict(miou=float(final['mIoU']), aacc=float(final.get('aAcc', float('nan'))),
+                class_iou=class_iou, learnt_classes=learnt, losses=losses,
+                module_losses=module_losses)
+
+
+def train_script() -> str:
+    script = osp.join(REPO, 'tools', 'train.py')
+    if not osp.isfile(script):
+        raise FileNotFoundError(f'{script} not found: the study runs tools/train.py of a '
+                                'checkout of infopro-seg')
+    return script
+
+
+def train_run(cfg: Config, run_dir: str) -> dict:
+    """Train (and validate) one run through tools/train.py in its own process.
+
+    The config is dumped to ``run_dir/config.py``; the output goes to ``run_dir/train.log``.
+
+    Returns:
+        dict: ``returncode``, ``seconds`` and ``log`` (the log's path).
+    """
+    os.makedirs(run_dir, exist_ok=True)
+    config_path = osp.join(run_dir, 'config.py')
+    atomic_write_bytes(cfg.pretty_text.encode(), config_path)
+    log_path = osp.join(run_dir, 'train.log')
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (REPO, env.get('PYTHONPATH')) if p)
+    start = time.time()
+    with open(log_path, 'w') as log:
+        returncode = subprocess.run(
+            [sys.executable, train_script(), config_path, '--work-dir', run_dir], cwd=REPO,
+            stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+    return dict(returncode=returncode, seconds=time.time() - start, log=log_path)
+
+
+def log_tail(path: str, lines: int = 15) -> str:
+    with open(path, errors='replace') as f:
+        return ''.join(f.readlines()[-lines:])
+
+
+def peak_training_bytes(cfg: Config, device: str = 'meta') -> int:
+    """Peak bytes held for backward during one training step of the run's model, counted by
+    :class:`SavedTensorMeter`, at the config's crop and per-device batch size.
+
+    On the ``meta`` device (default) nothing is allocated, so any model fits; the planning
+    package's estimate equals the CPU count (see :mod:`infopro_seg.planning.meta`). The figure is
+    what local learning saves (activations); it does not depend on the seed.
+
+    Args:
+        cfg: The run's full config.
+        device: ``'meta'`` or ``'cpu'``.
+
+    Returns:
+        int: Peak bytes.
+    """
+    import torch
+    from mmengine.optim import OptimWrapper
+    from mmseg.utils import register_all_modules
+
+    from ..planning import config_batch_size, config_crop_size, meta_masks_select_all
+    from ..planning.build import build_on_one_device
+    from ..utils import SavedTensorMeter, random_seg_batch
+    register_all_modules(init_default_scope=True)
+    crop = config_crop_size(cfg)
+    if crop is None:
+        raise ValueError('cannot tell the training crop size (no crop_size, no '
+                         'data_preprocessor.size in the config); use --memory none')
+    model = build_on_one_device(cfg.model.to_dict(), device)
+    model.to(device)  # also tells the data preprocessor where to put batches
+    model.train()
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.0))
+    batch = random_seg_batch(config_batch_size(cfg), crop, model.decode_head.num_classes,
+                             device=device, seed=0)
+    with SavedTensorMeter() as meter, \
+            meta_masks_select_all() if device == 'meta' else nullcontext():
+        model.train_step(batch, wrapper)
+    return int(meter.peak_bytes)
+
+
+def peak_training_mb(cfg: Config, device: str) -> Tuple[float, str]:
+    """:func:`peak_training_bytes` in MiB and where it was counted: on ``device``, or on the
+    CPU where a loss cannot run on the meta device (data-dependent shapes, e.g. SupCon's
+    per-class sampling)."""
+    try:
+        return peak_training_bytes(cfg, device) / 2**20, device
+    except (NotImplementedError, RuntimeError) as error:
+        if device != 'meta':
+            raise
+        print(f'[study] the meta device cannot run this model ({type(error).__name__}); '
+              'measuring one step on the CPU', flush=True)
+        return peak_training_bytes(cfg, 'cpu') / 2**20, 'cpu'
+
+
+def run_row(method: str, seed: int, cfg: Config) -> dict:
+    """The identifying part of a result row."""
+    return dict(method=method, seed=seed, K=num_modules(cfg),
+                iters=int(cfg.train_cfg.max_iters))
