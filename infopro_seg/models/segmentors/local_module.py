@@ -7,7 +7,7 @@ from torch import nn
 
 from ..backbones.infopro_resnet import BackbonePart
 from ..heads.reconstruction_head import ReconstructionHead
-from ..utils.checkpointing import (checkpoint_call, head_reads, layer_checkpointed_view,
+from ..utils.checkpointing import (checkpoint_call, layer_checkpointed_view,
                                    wrap_units_for_checkpointing)
 
 #: How a head reads its input, by kind:
@@ -110,10 +110,10 @@ class LocalModule(nn.Module):
             if kind == 'classifier':
                 inputs = [x]
             else:
-                # Only the outputs the head reads become checkpoint inputs (kept until backward).
-                reads = head_reads(head, len(features))
-                inputs = [f if reads is None or i in reads else None
-                          for i, f in enumerate(features)]
+                # Every output: heads may read more than ``in_index`` says (DeepLab-V3+ reads
+                # ``inputs[0]`` directly). Outputs of this module are alive until its backward
+                # anyway; earlier ones are passed only while a later head needs them.
+                inputs = list(features)
             unpack, target = (lambda *feats: list(feats)), data_samples
         if type(head).loss in (BaseDecodeHead.loss, ReconstructionHead.loss):
             if granularity == 'layers':

@@ -287,11 +287,3 @@ def guard_with_cp_blocks(backbone: nn.Module) -> List[BlockCheckpointGuard]:
     return [BlockCheckpointGuard(module) for module in backbone.modules()
             if module is not backbone and getattr(module, 'with_cp', False) is True]
 
-
-def head_reads(head: nn.Module, num_features: int) -> Optional[List[int]]:
-    """Positions in the backbone output tuple that an mmseg decode head reads (``in_index``)."""
-    in_index = getattr(head, 'in_index', None)
-    if in_index is None:
-        return None
-    in_index = in_index if isinstance(in_index, (list, tuple)) else [in_index]
-    return sorted({i % num_features for i in in_index})
