@@ -31,7 +31,7 @@ from ...utils.memory import GiB, MiB, storage_key
 from ..build import build_on_one_device
 from ..meta import meta_masks_select_all
 from ..meter import SavedBytesMeter
-from . import autocast_optim_wrapper  # noqa: F401  (registers AutocastOptimWrapper)
+from ...engine import amp  # noqa: F401  (registers DeviceAmpOptimWrapper)
 from .methods import method_model_cfg, method_optim_wrapper_cfg, parse_method
 
 ESTIMATED = 'estimated (meta device)'

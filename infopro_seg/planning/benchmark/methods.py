@@ -127,8 +127,9 @@ def method_optim_wrapper_cfg(cfg, amp: bool, device: str) -> dict:
     """The optimizer wrapper a method trains with: the config's, with mixed precision for AMP.
 
     AMP is mmengine's ``AmpOptimWrapper`` (float16 autocast and dynamic loss scaling) on CUDA,
-    and :class:`AutocastOptimWrapper` (bfloat16 autocast, no loss scaling) elsewhere, since
-    mmengine's wrapper is for accelerators only.
+    and its CPU counterpart :class:`~infopro_seg.engine.DeviceAmpOptimWrapper` (bfloat16
+    autocast, ``torch.amp.GradScaler('cpu')``) elsewhere, since mmengine's wrapper refuses to be
+    built without a GPU.
 
     Args:
         cfg: The loaded config.
@@ -143,6 +144,6 @@ def method_optim_wrapper_cfg(cfg, amp: bool, device: str) -> dict:
         optim_cfg.update(type='AmpOptimWrapper', dtype='float16')
         optim_cfg.setdefault('loss_scale', 'dynamic')
     elif amp:
-        optim_cfg.update(type='AutocastOptimWrapper', dtype='bfloat16')
-        optim_cfg.pop('loss_scale', None)
+        optim_cfg.update(type='DeviceAmpOptimWrapper', device='cpu', dtype='bfloat16')
+        optim_cfg.setdefault('loss_scale', 'dynamic')
     return optim_cfg
