@@ -100,12 +100,50 @@ def test_benchmark_tool_writes_one_row_per_method_and_memory_falls_with_k(tiny_c
 
 
 def test_method_names_parse():
-    assert parse_method('e2e') == ('e2e', 1, False)
-    assert parse_method('amp') == ('e2e', 1, True)
-    assert parse_method('with_cp') == ('with_cp', 1, False)
-    assert parse_method('infopro-k3+amp') == ('infopro', 3, True)
-    with pytest.raises(ValueError, match='unknown method'):
-        parse_method('infopro')
+    assert parse_method('e2e') == ('e2e', 1, False, False)
+    assert parse_method('amp') == ('e2e', 1, False, True)
+    assert parse_method('with_cp') == ('with_cp', 1, False, False)
+    assert parse_method('infopro-k3+amp') == ('infopro', 3, False, True)
+    assert parse_method('e2e+cp') == ('e2e', 1, True, False)
+    assert parse_method('with_cp+amp') == ('with_cp', 1, False, True)
+    method = parse_method('infopro-k4+cp+amp')
+    assert (method.base, method.k, method.cp, method.amp) == ('infopro', 4, True, True)
+    for bad in ('infopro', 'infopro-k2+amp+cp', 'e2e+cp+cp'):
+        with pytest.raises(ValueError, match='unknown method'):
+            parse_method(bad)
+    with pytest.raises(ValueError, match='use one of them'):
+        parse_method('with_cp+cp')
+    with pytest.raises(ValueError, match='K must be at least 1'):
+        parse_method('infopro-k0+cp')
+
+
+def _measure(config, method, meta):
+    from infopro_seg.planning.benchmark.measure import measure_method
+    return measure_method(dict(config=config, cfg_options=None, method=method, crop=[96, 96],
+                               batch=2, iters=1, device='cpu', meta=meta, max_mem=64 << 30,
+                               threads=None))
+
+
+def test_checkpointing_and_amp_methods_are_estimated_on_meta(tiny_config):
+    rows = {m: _measure(tiny_config, m, 'always')
+            for m in ('e2e', 'e2e+amp', 'infopro-k2', 'infopro-k2+cp', 'infopro-k2+cp+amp')}
+    assert all(r['figure'] == 'estimated (meta device)' for r in rows.values())
+    assert 'AMP emulated on meta' in rows['e2e+amp']['note']
+    assert 'note' not in rows['infopro-k2+cp'] or 'AMP' not in rows['infopro-k2+cp']['note']
+    peak = {m: r['peak_mb'] for m, r in rows.items()}
+    assert peak['infopro-k2+cp'] < peak['infopro-k2'] < peak['e2e']
+    assert peak['e2e+amp'] < peak['e2e']
+    assert peak['infopro-k2+cp+amp'] < peak['infopro-k2+cp']
+    # AMP keeps the model state in float32.
+    assert rows['e2e+amp']['state_mb'] == rows['e2e']['state_mb']
+
+
+def test_meta_amp_estimate_equals_the_cpu_bfloat16_measurement(tiny_config):
+    for method in ('e2e+amp', 'infopro-k2+cp+amp'):
+        row = _measure(tiny_config, method, 'auto')
+        assert row['figure'] == 'measured' and 'bfloat16 autocast' in row['note']
+        assert row['estimated_peak_mb'] == row['peak_mb'], row
+        assert row['estimated_activations_mb'] == row['activations_mb'], row
 
 
 @pytest.mark.parametrize('depth', [18, 50])

@@ -10,11 +10,13 @@ configs) on random data of the given crop and batch. Examples::
     python tools/analysis_tools/benchmark_memory.py CONFIG --crops 128x256 256x512 512x1024 \\
         --batch 1 --methods e2e with_cp infopro-k2 infopro-k4   # also plots memory vs crop
 
-Methods: ``e2e`` (K=1), ``with_cp`` (E2E with the backbone's gradient checkpointing), ``amp``
-(E2E with mixed precision: float16 on CUDA, bfloat16 autocast on CPU), ``infopro-kN`` (the
-config's own split points if it has N-1 of them, else the split planner's for this crop and
-batch) and ``<method>+amp``. What each memory figure counts: docs/memory.md and
-:mod:`infopro_seg.planning.benchmark.measure`.
+Methods: ``e2e`` (K=1), ``with_cp`` (E2E with mmseg's ``backbone.with_cp``), ``amp`` (E2E with
+mixed precision: float16 on CUDA, bfloat16 autocast on CPU), ``infopro-kN`` (the config's own
+split points if it has N-1 of them, else the split planner's for this crop and batch), each
+optionally followed by ``+cp`` (``model.checkpointing=True``, InfoPro configs; not on
+``with_cp``) and/or ``+amp``: ``e2e+cp``, ``infopro-k4+cp+amp``, ``with_cp+amp``. AMP rows
+estimated on the meta device emulate autocast's casts there (note 'AMP emulated on meta'). What
+each memory figure counts: docs/memory.md and :mod:`infopro_seg.planning.benchmark.measure`.
 
 Writes ``results.csv``, ``results.json`` and ``memory_vs_crop.png`` to ``--out``.
 """
@@ -50,7 +52,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='several crops (plotted against memory), e.g. 256x512 512x1024')
     parser.add_argument('--batch', type=int, default=2, help='images per iteration (default 2)')
     parser.add_argument('--methods', nargs='+', default=list(DEFAULT_METHODS),
-                        help=f'default: {" ".join(DEFAULT_METHODS)}')
+                        help='e2e, with_cp, amp or infopro-kN, each optionally with +cp and/or '
+                        f'+amp (e.g. infopro-k4+cp+amp); default: {" ".join(DEFAULT_METHODS)}')
     parser.add_argument('--iters', type=int, default=3,
                         help='training iterations per method; the first is a warm-up that is '
                         'not timed (default 3)')

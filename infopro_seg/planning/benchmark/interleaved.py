@@ -13,7 +13,6 @@ Checkpointing and AMP are switched per step on the same model (the segmentor rea
 weights and optimizer.
 """
 import copy
-import re
 import statistics
 import sys
 import time
@@ -26,34 +25,14 @@ from ...engine.amp import DeviceAmpOptimWrapper
 from ...models.utils.checkpointing import parse_checkpointing
 from ...utils.batch import random_seg_batch
 from ..build import build_on_one_device
-from .methods import drop_pretrained
+from .methods import drop_pretrained, parse_method
 
 #: Every combination the issue asks for.
 ALL_COMBINATIONS = ('e2e', 'with_cp', 'amp', 'e2e+cp+amp') + tuple(
     f'infopro-k{k}{suffix}' for k in (2, 3, 4) for suffix in ('', '+cp', '+amp', '+cp+amp'))
 
-_METHOD = re.compile(r'^(?P<base>e2e|with_cp|amp|infopro-k(?P<k>\d+))(?P<cp>\+cp)?'
-                     r'(?P<amp>\+amp)?$')
-
-
-def parse_combination(name: str) -> Tuple[str, int, bool, bool]:
-    """``'infopro-k4+cp+amp'`` -> ``('infopro', 4, True, True)``; ``'amp'`` -> ``('e2e', 1,
-    False, True)``.
-
-    Raises:
-        ValueError: An unknown name.
-    """
-    match = _METHOD.match(name)
-    if match is None:
-        raise ValueError(f'unknown method {name!r}: e2e, with_cp, amp or infopro-k<N>, then '
-                         'optionally +cp and/or +amp')
-    base, amp = match.group('base'), bool(match.group('amp'))
-    if base == 'amp':
-        base, amp = 'e2e', True
-    k = int(match.group('k')) if match.group('k') else 1
-    if k < 1:
-        raise ValueError(f'{name}: K must be at least 1')
-    return ('infopro' if match.group('k') else base), k, bool(match.group('cp')), amp
+#: The interleaved benchmark's name for :func:`~.methods.parse_method` (same names).
+parse_combination = parse_method
 
 
 def _model_cfg(cfg, cuts: Sequence[str], crop: Sequence[int]) -> dict:

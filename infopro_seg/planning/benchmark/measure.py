@@ -9,7 +9,10 @@ Memory, as reported:
   no backward needs and allocator overheads are not in it; the process's max RSS is reported
   alongside.
 - ``estimated (meta device)``: the CPU accounting of one iteration run on PyTorch's meta device
-  (shapes only, nothing allocated), for configs that do not fit this machine's memory.
+  (shapes only, nothing allocated), for configs that do not fit this machine's memory. AMP rows
+  run that iteration under :class:`~infopro_seg.utils.meta_autocast.EmulatedAutocast` (autocast
+  has no meta implementation): the low-precision dtype of the device's autocast (float16 on
+  CUDA, bfloat16 on the CPU), parameters, gradients and optimizer state in float32.
 
 :func:`measure_method` runs in a process of its own (see :mod:`.runner`), so peaks never mix.
 """
@@ -20,7 +23,7 @@ import sys
 import time
 import warnings
 from contextlib import nullcontext
-from typing import Dict, Iterable
+from typing import Dict, Iterable, Optional
 
 import torch
 from mmengine.config import Config
@@ -28,6 +31,7 @@ from mmengine.optim import build_optim_wrapper
 
 from ...utils.batch import random_seg_batch
 from ...utils.memory import GiB, MiB, storage_key
+from ...utils.meta_autocast import EmulatedAutocast
 from ..build import build_on_one_device
 from ..meta import meta_masks_select_all
 from ..meter import SavedBytesMeter
@@ -79,8 +83,12 @@ def build_for_method(model_cfg: dict, cfg: Config, device: str, amp: bool):
 
 
 def run_iterations(model, optim_wrapper, batch: dict, iters: int, device: str, spec: dict,
-                   label: str) -> dict:
-    """Run ``iters`` training steps; return the saved/grad peaks and the times."""
+                   label: str, emulated_autocast: Optional[torch.dtype] = None) -> dict:
+    """Run ``iters`` training steps; return the saved/grad peaks and the times.
+
+    ``emulated_autocast``: run each step under :class:`EmulatedAutocast` of this dtype (AMP on
+    the meta device).
+    """
     times, cpu_times, peak, peak_saved = [], [], 0, 0
     if device == 'cuda':
         torch.cuda.synchronize()
@@ -92,7 +100,8 @@ def run_iterations(model, optim_wrapper, batch: dict, iters: int, device: str, s
             meter.track_grads(model.parameters())
         start, cpu_start = time.perf_counter(), time.process_time()
         with meter or nullcontext(), meta_masks_select_all() if device == 'meta' \
-                else nullcontext():
+                else nullcontext(), EmulatedAutocast(emulated_autocast) \
+                if emulated_autocast is not None else nullcontext():
             model.train_step(batch, optim_wrapper)
         if device == 'cuda':
             torch.cuda.synchronize()
@@ -135,42 +144,39 @@ def measure_method(spec: dict) -> dict:
         cfg.merge_from_dict(spec['cfg_options'])
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     crop, batch, method = spec['crop'], spec['batch'], spec['method']
-    base, k, amp = parse_method(method)
+    parsed = parse_method(method)
+    k, amp = parsed.k, parsed.amp
     row = dict(method=method, crop=f'{crop[0]}x{crop[1]}', batch=batch, num_modules=k,
                device=spec['device'], iters=spec['iters'])
     model_cfg, notes = method_model_cfg(cfg, method, crop, batch)
 
     estimate = None
     if spec['meta'] != 'never':
-        # AMP cannot run on meta: its rows use the float32 estimate (an upper bound) only to
-        # decide whether a real run fits.
         _say(spec, 'estimating on the meta device ...')
+        # The model is built as without AMP (autocast does not convert it); its steps run under
+        # the casting rules of the device's autocast.
         model, optim_wrapper = build_for_method(model_cfg, cfg, 'meta', amp=False)
         num_classes = model.decode_head.num_classes
+        low = (torch.float16 if spec['device'] == 'cuda' else torch.bfloat16) if amp else None
         run = run_iterations(model, optim_wrapper,
                              random_seg_batch(batch, crop, num_classes, 'meta'), 1, 'meta', spec,
-                             'meta')
+                             'meta', emulated_autocast=low)
         state = state_bytes(model, optim_wrapper)
         static = state['params'] + state['optimizer_state']
         estimate = dict(activations=run['peak_saved'], peak=run['peak'] + static, state=state)
         row['split_points'] = list(getattr(model.backbone, 'split_points', []))
-        if not amp:
-            row.update(estimated_activations_mb=round(run['peak_saved'] / MiB, 1),
-                       estimated_peak_mb=round(estimate['peak'] / MiB, 1))
+        row.update(estimated_activations_mb=round(run['peak_saved'] / MiB, 1),
+                   estimated_peak_mb=round(estimate['peak'] / MiB, 1))
         del model, optim_wrapper
 
     real = spec['meta'] == 'never' or (spec['meta'] == 'auto' and (
         estimate is None or estimate['peak'] * 1.25 <= spec['max_mem']))
-    if not real and amp:
-        why = ('the float32 estimate x1.25 exceeds the '
-               f'{spec["max_mem"] / GiB:.1f} GiB a real run may use; '
-               if spec['meta'] == 'auto' else '')
-        row.update(figure='skipped', note=f'{why}AMP cannot run on the meta device')
-        return row
     if not real:
         if spec['meta'] == 'auto':
             notes.append(f'estimate x1.25 exceeds the {spec["max_mem"] / GiB:.1f} GiB a real '
                          'run may use')
+        if amp:
+            notes.append('AMP emulated on meta')
         state = estimate['state']
         row.update(figure=ESTIMATED, activations_mb=row['estimated_activations_mb'],
                    peak_mb=row['estimated_peak_mb'])

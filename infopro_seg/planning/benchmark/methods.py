@@ -1,18 +1,21 @@
 """The benchmark's methods: names, and the model and optimizer configs each one trains with.
 
-A method is ``e2e`` (K=1), ``with_cp`` (E2E with the backbone's gradient checkpointing), ``amp``
-(E2E with mixed precision), ``infopro-kN`` (InfoPro with N local modules: the config's own split
-points if it has N-1 of them, else the split planner's for the crop and batch), or any of them
-with ``+amp``.
+A method is ``e2e`` (K=1), ``with_cp`` (E2E with mmseg's ``backbone.with_cp``), ``amp`` (E2E
+with mixed precision), ``infopro-kN`` (InfoPro with N local modules: the config's own split
+points if it has N-1 of them, else the split planner's for the crop and batch), followed by
+``+cp`` (``model.checkpointing=True``: every unit and head of every local module recomputed in
+its backward; not with ``with_cp``) and/or ``+amp``, in that order: ``e2e+cp``,
+``infopro-k4+cp+amp``, ``with_cp+amp``.
 """
 import copy
 import re
-from typing import List, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 from ...models.splits import SPLIT_PRESETS
 
 DEFAULT_METHODS = ('e2e', 'with_cp', 'amp', 'infopro-k2', 'infopro-k3', 'infopro-k4')
-_METHOD = re.compile(r'^(?P<base>e2e|with_cp|amp|infopro-k(?P<k>\d+))(?P<amp>\+amp)?$')
+_METHOD = re.compile(r'^(?P<base>e2e|with_cp|amp|infopro-k(?P<k>\d+))(?P<cp>\+cp)?'
+                     r'(?P<amp>\+amp)?$')
 
 #: The optimizer wrapper of a config that names none (mmseg's SGD).
 DEFAULT_OPTIM_WRAPPER = dict(type='OptimWrapper',
@@ -20,34 +23,46 @@ DEFAULT_OPTIM_WRAPPER = dict(type='OptimWrapper',
                                             weight_decay=0.0005))
 
 
-def parse_method(name: str) -> Tuple[str, int, bool]:
-    """Split a method name into its base, K and whether it uses AMP.
+class Method(NamedTuple):
+    """A parsed method name (see :func:`parse_method`)."""
+    base: str  #: ``'e2e'``, ``'with_cp'`` or ``'infopro'``
+    k: int  #: the number of local modules (1 for E2E and with_cp)
+    cp: bool  #: ``model.checkpointing=True``
+    amp: bool  #: mixed precision
 
-    ``'infopro-k3+amp'`` -> ``('infopro', 3, True)``; ``'with_cp'`` -> ``('with_cp', 1, False)``;
-    ``'amp'`` -> ``('e2e', 1, True)``.
+
+def parse_method(name: str) -> Method:
+    """Split a method name into its base, K, checkpointing and AMP.
+
+    ``'infopro-k3+cp+amp'`` -> ``Method('infopro', 3, True, True)``; ``'with_cp'`` ->
+    ``Method('with_cp', 1, False, False)``; ``'amp'`` -> ``Method('e2e', 1, False, True)``.
 
     Args:
         name: The method's name.
 
     Returns:
-        tuple: ``(base, K, amp)`` with base ``'e2e'``, ``'with_cp'`` or ``'infopro'``.
+        Method: ``(base, k, cp, amp)`` with base ``'e2e'``, ``'with_cp'`` or ``'infopro'``.
 
     Raises:
-        ValueError: An unknown method name, or K < 1.
+        ValueError: An unknown method name, K < 1, or ``+cp`` on ``with_cp`` (two kinds of
+            checkpointing of the same blocks).
     """
     match = _METHOD.match(name)
     if match is None:
-        raise ValueError(f'unknown method {name!r}: use e2e, with_cp, amp, infopro-k<N> or '
-                         'any of them with +amp')
-    base = match.group('base')
+        raise ValueError(f'unknown method {name!r}: use e2e, with_cp, amp or infopro-k<N>, '
+                         'optionally followed by +cp and/or +amp (in that order)')
+    base, cp, amp = match.group('base'), bool(match.group('cp')), bool(match.group('amp'))
     if base == 'amp':
-        return 'e2e', 1, True
-    if match.group('k'):
-        k = int(match.group('k'))
-        if k < 1:
-            raise ValueError(f'{name}: K must be at least 1')
-        return 'infopro', k, bool(match.group('amp'))
-    return base, 1, bool(match.group('amp'))
+        if amp:
+            raise ValueError(f'{name}: amp already means E2E with AMP; write e2e+cp+amp')
+        base, amp = 'e2e', True
+    if base == 'with_cp' and cp:
+        raise ValueError(f"{name}: with_cp is mmseg's checkpointing of the backbone blocks and "
+                         '+cp is model.checkpointing; use one of them (e2e+cp or with_cp)')
+    k = int(match.group('k')) if match.group('k') else 1
+    if k < 1:
+        raise ValueError(f'{name}: K must be at least 1')
+    return Method('infopro' if match.group('k') else base, k, cp, amp)
 
 
 def drop_pretrained(cfg) -> None:
@@ -91,9 +106,9 @@ def method_model_cfg(cfg, method: str, crop: Sequence[int], batch: int
         tuple: The model config (a plain dict, no pretrained weights) and the notes.
 
     Raises:
-        ValueError: An InfoPro method on a config that is not an InfoPro model.
+        ValueError: An InfoPro or ``+cp`` method on a config that is not an InfoPro model.
     """
-    base, k, _ = parse_method(method)
+    base, k, cp, _ = parse_method(method)
     model = copy.deepcopy(cfg.model.to_dict())
     drop_pretrained(model)
     if model.get('data_preprocessor') is not None:
@@ -101,6 +116,11 @@ def method_model_cfg(cfg, method: str, crop: Sequence[int], batch: int
         model['data_preprocessor']['size'] = tuple(crop)
     notes = []
     infopro = model.get('type') == 'InfoProEncoderDecoder'
+    if cp and not infopro:
+        raise ValueError(f'{method}: +cp is model.checkpointing of an InfoPro model '
+                         f"(model.type='InfoProEncoderDecoder'), this one is {model.get('type')!r}")
+    if cp:
+        model['checkpointing'] = True
     if base == 'infopro':
         if not infopro:
             raise ValueError(f'{method} needs an InfoPro config (model.type='
