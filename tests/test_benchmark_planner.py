@@ -160,6 +160,32 @@ def test_planner_predicts_the_local_step_peak_exactly(depth):
         assert plan.peak_bytes == meter.peak_bytes, plan.split_points
 
 
+@pytest.mark.parametrize('depth, amp', [(50, False), (18, True)])
+def test_planner_predicts_the_checkpointed_step_peak_exactly(depth, amp):
+    """With model.checkpointing (and AMP: emulated autocast on meta, against CPU bfloat16
+    autocast) the planned module costs still equal the real step's saved-for-backward peak."""
+    cfg = dict(tiny_deeplab_cfg(split_points=[], depth=depth), checkpointing=True)
+    profile = profile_model(cfg, (96, 64), 2, amp=amp)
+    plain = profile_model(tiny_deeplab_cfg(split_points=[], depth=depth), (96, 64), 2)
+    assert profile.checkpointed_units and profile.amp == amp
+    for cuts in ([], [2], [profile.num_units // 2], naive_cuts(profile.num_units, 3),
+                 plan_splits(profile, 4).cuts):
+        plan = evaluate_cuts(profile, cuts)
+        model = build_model(dict(tiny_deeplab_cfg(split_points=plan.split_points, depth=depth),
+                                 checkpointing=True))
+        with SavedTensorMeter() as meter, torch.autocast('cpu', dtype=torch.bfloat16,
+                                                         enabled=amp):
+            model.train_step(make_batch(2, 96, 64),
+                             OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
+        assert plan.peak_bytes == meter.peak_bytes, plan.split_points
+        assert plan.peak_bytes < evaluate_cuts(plain, cuts).peak_bytes
+
+
+def test_profile_rejects_amp_off_the_meta_device():
+    with pytest.raises(ValueError, match="use device='meta'"):
+        profile_model(tiny_deeplab_cfg(split_points=[], depth=18), (32, 32), 2, 'cpu', amp=True)
+
+
 def test_planner_runs_valid_pixel_averaged_psi_on_meta_and_predicts_the_real_peak():
     """psi averaging over valid pixels (the paper configs) counts them with .item(), which meta
     tensors cannot answer; the plan must still be made on meta and equal the real step."""

@@ -21,10 +21,22 @@ config switches on in those modules is therefore part of the figures. By default
 on PyTorch's ``meta`` device: shapes and dtypes are propagated, nothing is allocated, so R-101-D8
 at 1024x2048 takes seconds on any machine.
 
+With ``model.checkpointing`` on, the figures are what the checkpointed model keeps: a
+checkpointed unit keeps its input (``unit_bytes``) and, in its module's backward, re-saves its
+own activations while it is recomputed (``unit_extra``: that unit's saved bytes without
+checkpointing, less its input); the module's peak is then the largest of its forward (everything
+kept) and every recomputation (the inputs of the units up to it plus its recomputed bytes, see
+:class:`~infopro_seg.planning.solver.SplitPlan`). Heads are measured as the segmentor runs them
+(checkpointed up to their logits); their ``*_extra`` is how far their recomputation goes above
+what they keep. With ``amp=True`` everything runs under
+:class:`~infopro_seg.utils.meta_autocast.EmulatedAutocast` (autocast's casts; parameters and
+model state stay float32).
+
 What the figures do not include: gradients, parameters and optimizer state (the model state,
 reported separately), temporary buffers that no backward needs, and allocator overheads.
 """
 import copy
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -34,8 +46,10 @@ from torch import nn
 
 from ..models.backbones.infopro_resnet import RESNET_VARIANTS
 from ..models.segmentors.infopro_encoder_decoder import build_local_head
+from ..models.segmentors.local_module import checkpointed_head_loss
 from ..utils.batch import random_seg_batch
 from ..utils.memory import storage_key
+from ..utils.meta_autocast import EmulatedAutocast
 from .build import build_on_one_device
 from .meta import count_all_pixels_on_meta, meta_masks_select_all
 from .meter import SavedBytesMeter
@@ -93,6 +107,10 @@ class MemoryProfile:
         crop_size: ``(H, W)``.
         batch_size: Images per batch.
         device: Where it was measured (``'meta'``: shapes only, nothing allocated).
+        checkpointed_units: The backbone units are checkpointed (``model.checkpointing``):
+            ``unit_bytes`` is each unit's kept input, ``unit_extra`` its recomputation.
+        checkpointing: The model's normalised ``checkpointing`` (``None``: off).
+        amp: Measured under emulated autocast (float16 activations).
     """
     unit_names: List[str]
     unit_bytes: List[int]
@@ -114,6 +132,9 @@ class MemoryProfile:
     crop_size: Tuple[int, int]
     batch_size: int
     device: str
+    checkpointed_units: bool = False
+    checkpointing: Optional[dict] = None
+    amp: bool = False
 
     @property
     def num_units(self) -> int:
@@ -200,7 +221,8 @@ def profile_model(model_cfg: dict,
                   crop_size: Sequence[int],
                   batch_size: int,
                   device: Union[str, torch.device] = 'meta',
-                  optimizer_cfg: Optional[dict] = None) -> MemoryProfile:
+                  optimizer_cfg: Optional[dict] = None,
+                  amp: bool = False) -> MemoryProfile:
     """Measure the activation memory of every unit and head of a model, for one crop and batch.
 
     The segmentor is built from ``model_cfg`` through mmseg's registry as one local module
@@ -218,11 +240,27 @@ def profile_model(model_cfg: dict,
         device: ``'meta'`` (default: shapes only, no memory, any size) or a real device (needs
             the memory of E2E training plus every candidate local head).
         optimizer_cfg: ``optim_wrapper.optimizer`` of the config, for the model-state figure.
+        amp: Measure mixed precision: every forward and backward under
+            :class:`~infopro_seg.utils.meta_autocast.EmulatedAutocast` (float16; the meta device
+            only, where autocast does not run).
 
     Returns:
         MemoryProfile: The measurements.
+
+    Raises:
+        ValueError: ``amp`` on a device other than ``meta``.
     """
     device = torch.device(device)
+    if amp and device.type != 'meta':
+        raise ValueError(f'profile_model(amp=True) emulates autocast on the meta device; got '
+                         f"device={str(device)!r}: use device='meta'")
+    with EmulatedAutocast(torch.float16) if amp else nullcontext():
+        return _profile(model_cfg, crop_size, batch_size, device, optimizer_cfg, amp)
+
+
+def _profile(model_cfg, crop_size, batch_size, device: torch.device, optimizer_cfg,
+             amp: bool) -> MemoryProfile:
+    """:func:`profile_model` inside its autocast state."""
     crop_size = (int(crop_size[0]), int(crop_size[1]))
     parts = _ProfiledModel(model_cfg, device)
     backbone = parts.backbone
@@ -238,6 +276,7 @@ def profile_model(model_cfg: dict,
                                         'recon_param_bytes', 'classifier_param_bytes')}
     seg_head_names = [[] for _ in range(n)]
     outputs, cached = [], {}
+    in_sizes, own_input = [0] * n, [False] * n
     meter = SavedBytesMeter()
     with torch.enable_grad(), meta_masks_select_all(), meter:
         x = inputs
@@ -249,6 +288,8 @@ def profile_model(model_cfg: dict,
             outputs.append(x)  # keeps the whole graph alive: each storage is charged once
             costs['unit_bytes'][i] = meter.kept_bytes[('unit', i)]
             costs['unit_extra'][i] = meter.extra_bytes[('unit', i)]
+            in_sizes[i] = in_bytes
+            own_input[i] = not saved_before and in_key in meter.saved_keys[('unit', i)]
             if saved_before and in_key in meter.saved_keys[('unit', i)]:
                 costs['input_bytes'][i] = in_bytes
             if not meter.is_saved(x):
@@ -282,8 +323,83 @@ def profile_model(model_cfg: dict,
                                    _param_bytes(head))
                 (costs[f'{prefix}_bytes'][i], costs[f'{prefix}_extra'][i],
                  costs[f'{prefix}_param_bytes'][i]) = cached[key]
+    checkpointing = getattr(parts.segmentor, 'checkpointing', None)
+    if checkpointing and any(checkpointing.values()):
+        if checkpointing.get('backbone'):
+            for i in range(n):
+                # Kept: the input; recomputed in backward: the unit's own saves, without it.
+                recomputed = costs['unit_bytes'][i] - (in_sizes[i] if own_input[i] else 0)
+                costs['unit_extra'][i] = recomputed + costs['unit_extra'][i]
+                costs['unit_bytes'][i] = in_sizes[i]
+                costs['input_bytes'][i] = 0
+                costs['output_bytes'][i] = outputs[i].untyped_storage().nbytes()
+        _measure_heads_checkpointed(parts, checkpointing, costs, outputs, features_of=backbone,
+                                    inputs=inputs, samples=samples)
+    else:
+        checkpointing = None
     return MemoryProfile(
         unit_names=list(backbone.unit_names), seg_head_names=seg_head_names,
         model_param_bytes=_param_bytes(parts.segmentor),
         state_factor=optimizer_state_factor(optimizer_cfg), loss_weights=parts.loss_weights,
-        crop_size=crop_size, batch_size=batch_size, device=str(device), **costs)
+        crop_size=crop_size, batch_size=batch_size, device=str(device),
+        checkpointed_units=bool(checkpointing and checkpointing.get('backbone')),
+        checkpointing=checkpointing, amp=amp, **costs)
+
+
+def _head_cost(run) -> Tuple[int, int]:
+    """What a head's loss keeps (its inputs, leaves, not counted) and how far its forward or its
+    backward (a checkpointed head's recomputation) goes above that."""
+    meter = SavedBytesMeter()
+    with torch.enable_grad(), meta_masks_select_all(), meter:
+        with meter.charge('head'):
+            losses = run()
+        kept = meter.kept_bytes['head']
+        before = meter.current_bytes
+        meter.peak_saved_bytes = before
+        total = sum(value.sum() for name, value in losses.items()
+                    if 'loss' in name and isinstance(value, torch.Tensor)
+                    and value.requires_grad)
+        total.backward()
+        extra = max(meter.extra_bytes['head'], meter.peak_saved_bytes - before)
+    return kept, extra
+
+
+def _measure_heads_checkpointed(parts: '_ProfiledModel', checkpointing: dict, costs: dict,
+                                outputs: List[torch.Tensor], features_of, inputs: torch.Tensor,
+                                samples: list) -> None:
+    """Every head's cost with ``model.checkpointing`` on, each run alone on leaf copies of its
+    inputs (what it reads is paid by the units: kept inputs, or a module's output)."""
+    backbone, n = features_of, len(outputs)
+    leaves = [o.detach().requires_grad_() for o in outputs]
+    features = [leaves[backbone.stage_end_unit(stage)] for stage in backbone.out_indices]
+    train_cfg = parts.train_cfg
+    for unit in range(n):
+        costs['seg_head_bytes'][unit], costs['seg_head_extra'][unit] = 0, 0
+    for name, head in parts.seg_heads:
+        unit = parts.head_input_unit(head)
+        granularity = checkpointing['decode_head' if name == 'decode' else 'auxiliary_head']
+        if granularity:
+            kept, extra = _head_cost(lambda: checkpointed_head_loss(
+                head, name, granularity, leaves[-1], features, samples, None, train_cfg))
+        else:
+            kept, extra = _head_cost(lambda: head.loss(features, samples, train_cfg))
+        costs['seg_head_bytes'][unit] += kept
+        costs['seg_head_extra'][unit] = max(costs['seg_head_extra'][unit], extra)
+    granularity = checkpointing['local_heads']
+    cached = {}
+    for i in range(n - 1):
+        for kind, prefix in (('reconstruction', 'recon'), ('classifier', 'classifier')):
+            head = parts.local_head(kind, i)
+            if head is None:
+                continue
+            key = (kind, ) + tuple(outputs[i].shape[1:])
+            if key not in cached:
+                images = torch.rand(inputs.shape, device=inputs.device)
+                if granularity:
+                    cached[key] = _head_cost(lambda: checkpointed_head_loss(
+                        head, kind, granularity, leaves[i], [], samples, images, train_cfg))
+                elif kind == 'reconstruction':
+                    cached[key] = _head_cost(lambda: head.loss(leaves[i], images))
+                else:
+                    cached[key] = _head_cost(lambda: head.loss([leaves[i]], samples, train_cfg))
+            costs[f'{prefix}_bytes'][i], costs[f'{prefix}_extra'][i] = cached[key]

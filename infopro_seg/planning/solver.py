@@ -106,12 +106,43 @@ class _Costs:
             extras.append(profile.recon_extra[end - 1])
         if with_classifier:
             extras.append(profile.classifier_extra[end - 1])
-        parts['transient_bytes'] = max(extras)
-        parts['total_bytes'] = (parts['units_bytes'] + parts['input_bytes']
-                                + parts['output_bytes'] + parts['recon_bytes']
-                                + parts['classifier_bytes'] + parts['seg_head_bytes']
-                                + parts['transient_bytes'])
+        kept = (parts['units_bytes'] + parts['input_bytes'] + parts['output_bytes']
+                + parts['recon_bytes'] + parts['classifier_bytes'] + parts['seg_head_bytes'])
+        if profile.checkpointed_units:
+            parts['transient_bytes'] = self._recompute_peak(start, end, with_recon,
+                                                            with_classifier, kept) - kept
+        else:
+            parts['transient_bytes'] = max(extras)
+        parts['total_bytes'] = kept + parts['transient_bytes']
         return parts
+
+    def _recompute_peak(self, start: int, end: int, with_recon: bool, with_classifier: bool,
+                        kept: int) -> int:
+        """A checkpointed module's peak: its forward (everything kept) or a recomputation.
+
+        Backward runs the heads in the reverse of their creation order (w, psi, the decode
+        head, then auxiliary heads), each recomputed while the heads created before it still
+        keep their saves; then the units, last first, each recomputed (``unit_extra``) while
+        only the inputs of the units up to it are kept.
+        """
+        profile = self.profile
+        heads = []  # (kept, extra) in creation order
+        if with_recon:
+            heads.append((profile.recon_bytes[end - 1], profile.recon_extra[end - 1]))
+        if with_classifier:
+            heads.append((profile.classifier_bytes[end - 1], profile.classifier_extra[end - 1]))
+        seg_units = [u for u in range(start, end) if profile.seg_head_names[u]]
+        seg_units.sort(key=lambda u: 'decode' not in profile.seg_head_names[u])
+        heads += [(profile.seg_head_bytes[u], profile.seg_head_extra[u]) for u in seg_units]
+        peak, later = kept, 0
+        for head_kept, head_extra in reversed(heads):
+            peak = max(peak, kept - later + head_extra)
+            later += head_kept
+        prefix = 0
+        for i in range(start, end):
+            prefix += profile.unit_bytes[i]
+            peak = max(peak, prefix + profile.unit_extra[i])
+        return peak
 
     def total(self, module: int, start: int, end: int) -> int:
         return self.breakdown(module, start, end)['total_bytes']

@@ -70,6 +70,9 @@ class SplitPlanner:
         max_modules: Largest K tried for ``budget_gb``.
         state_factor: Parameter-sized tensors per parameter in the model state (default 3: the
             parameter, its gradient and SGD momentum).
+        amp: Plan for mixed precision (autocast emulated on the meta device; set it when the
+            config trains with ``AmpOptimWrapper``). ``model.checkpointing`` needs no option:
+            the model is measured as the config builds it.
     """
 
     def __init__(self,
@@ -80,11 +83,12 @@ class SplitPlanner:
                  device: str = 'meta',
                  max_modules: int = 16,
                  state_factor: Optional[int] = None,
+                 amp: bool = False,
                  **unknown):
         if unknown:
             raise ValueError(f'split_planner got unknown keys {sorted(unknown)}; it takes '
                              'num_modules or budget_gb, crop_size, batch_size, device, '
-                             'max_modules, state_factor')
+                             'max_modules, state_factor, amp')
         if (num_modules is None) == (budget_gb is None):
             raise ValueError("split_points='auto' needs model.split_planner with exactly one of "
                              'num_modules=K or budget_gb=X, e.g. split_planner=dict(num_modules=2, '
@@ -96,6 +100,7 @@ class SplitPlanner:
         self.device = device
         self.max_modules = int(max_modules)
         self.state_factor = state_factor
+        self.amp = bool(amp)
 
     def plan(self, model_cfg: dict) -> SplitPlan:
         """The plan for a segmentor config, made once per process and configuration.
@@ -143,7 +148,8 @@ class SplitPlanner:
         print_log(f'InfoPro split planner: measuring the model as one local module at crop '
                   f'{crop_size[0]}x{crop_size[1]}, batch {self.batch_size}, on {self.device}',
                   logger='current')
-        profile = profile_model(model_cfg, crop_size, self.batch_size, self.device)
+        profile = profile_model(model_cfg, crop_size, self.batch_size, self.device,
+                                amp=self.amp)
         if self.state_factor is not None:
             profile.state_factor = int(self.state_factor)
         if self.num_modules is not None:

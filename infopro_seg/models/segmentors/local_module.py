@@ -98,38 +98,61 @@ class LocalModule(nn.Module):
                                 x: torch.Tensor, features: List[Optional[torch.Tensor]],
                                 data_samples: list, images: Optional[torch.Tensor]
                                 ) -> Dict[str, torch.Tensor]:
-        """A head's losses with its forward recomputed in backward.
+        """A head's losses with its forward recomputed in backward (see
+        :func:`checkpointed_head_loss`)."""
+        return checkpointed_head_loss(head, kind, granularity, x, features, data_samples, images,
+                                      self.train_cfg)
 
-        Heads whose ``loss`` is forward + ``loss_by_feat`` (mmseg's decode heads, w, psi) are
-        checkpointed up to their logits, as one region or layer by layer (``granularity``), and
-        the loss is computed outside; any other head's whole ``loss`` is one region.
-        """
-        if kind == 'reconstruction':
-            inputs, unpack, target = [x], (lambda feature: feature), images
+
+
+def checkpointed_head_loss(head: nn.Module, kind: str, granularity: str, x: torch.Tensor,
+                           features: List[Optional[torch.Tensor]], data_samples: list,
+                           images: Optional[torch.Tensor], train_cfg) -> Dict[str, torch.Tensor]:
+    """A head's losses with its forward recomputed in backward.
+
+    Heads whose ``loss`` is forward + ``loss_by_feat`` (mmseg's decode heads, w, psi) are
+    checkpointed up to their logits, as one region or layer by layer (``granularity``), and
+    the loss is computed outside; any other head's whole ``loss`` is one region.
+
+    Args:
+        head: The head.
+        kind: ``'reconstruction'`` (w), ``'classifier'`` (psi) or a segmentation head's kind.
+        granularity: ``'head'`` or ``'layers'``.
+        x: The module's output (w and psi read it).
+        features: The backbone outputs (segmentation heads read them).
+        data_samples: The labels.
+        images: w's target.
+        train_cfg: The segmentor's ``train_cfg``.
+
+    Returns:
+        dict: The head's losses.
+    """
+    if kind == 'reconstruction':
+        inputs, unpack, target = [x], (lambda feature: feature), images
+    else:
+        if kind == 'classifier':
+            inputs = [x]
         else:
-            if kind == 'classifier':
-                inputs = [x]
-            else:
-                # Every output: heads may read more than ``in_index`` says (DeepLab-V3+ reads
-                # ``inputs[0]`` directly). Outputs of this module are alive until its backward
-                # anyway; earlier ones are passed only while a later head needs them.
-                inputs = list(features)
-            unpack, target = (lambda *feats: list(feats)), data_samples
-        if type(head).loss in (BaseDecodeHead.loss, ReconstructionHead.loss):
-            if granularity == 'layers':
-                logits = layer_checkpointed_view(head)(unpack(*inputs))
-            else:
-                logits = checkpoint_call(lambda *t: head(unpack(*t)), head, *inputs)
-            return head.loss_by_feat(logits, target)
-        names = []
+            # Every output: heads may read more than ``in_index`` says (DeepLab-V3+ reads
+            # ``inputs[0]`` directly). Outputs of this module are alive until its backward
+            # anyway; earlier ones are passed only while a later head needs them.
+            inputs = list(features)
+        unpack, target = (lambda *feats: list(feats)), data_samples
+    if type(head).loss in (BaseDecodeHead.loss, ReconstructionHead.loss):
+        if granularity == 'layers':
+            logits = layer_checkpointed_view(head)(unpack(*inputs))
+        else:
+            logits = checkpoint_call(lambda *t: head(unpack(*t)), head, *inputs)
+        return head.loss_by_feat(logits, target)
+    names = []
 
-        def whole_loss(*tensors):
-            if kind == 'reconstruction':
-                head_losses = head.loss(unpack(*tensors), target)
-            else:
-                head_losses = head.loss(unpack(*tensors), target, self.train_cfg)
-            names[:] = list(head_losses)
-            return tuple(head_losses.values())
+    def whole_loss(*tensors):
+        if kind == 'reconstruction':
+            head_losses = head.loss(unpack(*tensors), target)
+        else:
+            head_losses = head.loss(unpack(*tensors), target, train_cfg)
+        names[:] = list(head_losses)
+        return tuple(head_losses.values())
 
-        values = checkpoint_call(whole_loss, head, *inputs)
-        return dict(zip(names, values))
+    values = checkpoint_call(whole_loss, head, *inputs)
+    return dict(zip(names, values))
