@@ -246,10 +246,43 @@ def test_budget_search_and_a_budget_too_small(tiny_config):
     assert plan is None and best.peak_with_state_bytes > 1024
 
     proc = _run([PLAN_SPLITS, tiny_config, '--crop', '96', '96', '--batch', '2',
-                 '--budget-gb', '0.000001'])
-    assert proc.returncode != 0
-    assert 'no K fits a budget of 1e-06 GiB' in proc.stderr
-    assert 'smallest achievable peak' in proc.stderr
+                 '--budget-gb', '0.000001', '--max-k', '3'])
+    assert proc.returncode == 2
+    assert 'no configuration (K, checkpointing, AMP) fits a budget of 1e-06 GiB' in proc.stderr
+    assert 'smallest achievable peak' in proc.stderr and 'Traceback' not in proc.stderr
+    assert 'fits  overhead' in proc.stdout  # the table of candidates is printed first
+
+
+def test_budget_query_picks_the_cheapest_fitting_configuration():
+    from infopro_seg.planning import budget_candidates, cheapest_fitting
+    cfg = tiny_deeplab_cfg(split_points=[], depth=50)
+    args = ((96, 64), 2)
+    everything = budget_candidates(cfg, *args, budget_bytes=1 << 40, max_modules=4)
+    assert len(everything) == 16 and all(c.fits for c in everything)
+    chosen = cheapest_fitting(everything)
+    # Nothing is cheaper than E2E; AMP is estimated free and smaller.
+    assert (chosen.num_modules, chosen.checkpointing, chosen.amp) == (1, False, True)
+    assert chosen.overhead == 0
+    # A budget below every configuration without both checkpointing and AMP.
+    others = min(c.peak_bytes for c in everything if not (c.checkpointing and c.amp))
+    both = min(c.peak_bytes for c in everything if c.checkpointing and c.amp)
+    assert both < others
+    tight = budget_candidates(cfg, *args, budget_bytes=others - 1, max_modules=4)
+    chosen = cheapest_fitting(tight)
+    assert chosen.checkpointing and chosen.amp and chosen.peak_bytes <= others - 1
+    assert all(c.overhead >= chosen.overhead for c in tight if c.fits)
+    assert cheapest_fitting(budget_candidates(cfg, *args, budget_bytes=both - 1,
+                                              max_modules=4)) is None
+
+
+def test_plan_splits_budget_query_prints_the_table_and_the_answer(tiny_config):
+    proc = _run([PLAN_SPLITS, tiny_config, '--crop', '96', '96', '--batch', '2',
+                 '--budget-gb', '1', '--max-k', '2'])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = [line for line in proc.stdout.splitlines() if line[:2].strip().isdigit()]
+    assert len(table) == 8  # K=1..2 x checkpointing x AMP
+    assert 'Cheapest that fits 1 GiB: K=1 + AMP' in proc.stdout
+    assert 'checkpointing +33%' in proc.stdout
 
 
 def test_plan_splits_cli_prints_points_and_modules(tiny_config):

@@ -7,12 +7,19 @@ Examples::
     python tools/analysis_tools/plan_splits.py configs/deeplabv3_r101_infopro_cityscapes.py \\
         --crop 512 1024 --batch 2 -k 2
 
-    # The smallest K whose largest module plus the model state fits 8 GiB:
+    # The cheapest configuration (K, checkpointing on/off, AMP on/off) whose largest module
+    # plus the model state fits 8 GiB, with every candidate in a table:
     python tools/analysis_tools/plan_splits.py configs/deeplabv3_r101_infopro_cityscapes.py \\
         --crop 1024 2048 --batch 2 --budget-gb 8
 
-Exit status: 0, or 2 when no K fits the budget (the message names the smallest peak that any K
-reaches) or the arguments are wrong.
+'Cheapest' is the smallest estimated time overhead over E2E: checkpointing +1/3 (it recomputes
+the forward, about 1/3 of a step's FLOPs), +6% per local module after the first (w and psi),
+AMP +0% (GPU); ties go to the smaller peak (:mod:`infopro_seg.planning.budget`).
+``-k`` plans the model as the config builds it (``model.checkpointing`` included); ``--amp``
+plans it for mixed precision (autocast emulated on the meta device).
+
+Exit status: 0, or 2 when nothing fits the budget (the message names the smallest peak that any
+configuration reaches) or the arguments are wrong.
 """
 import argparse
 import os.path as osp
@@ -25,9 +32,11 @@ from mmengine.registry import init_default_scope
 
 import infopro_seg  # noqa: F401  (registers the models)
 from infopro_seg.engine.cli import UsageError, run_cli
-from infopro_seg.planning import (budget_message, config_batch_size, config_crop_size,
-                                  config_cuts, config_optimizer, evaluate_cuts, fit_budget,
-                                  naive_cuts, plan_splits, profile_model, summarize_plan)
+from infopro_seg.planning import (budget_candidates, cheapest_fitting, config_batch_size,
+                                  config_crop_size, config_cuts, config_optimizer, evaluate_cuts,
+                                  format_candidates, naive_cuts, no_fit_message,
+                                  overhead_model_text, plan_splits, profile_model,
+                                  summarize_plan)
 from infopro_seg.utils.memory import GiB, MiB
 
 
@@ -44,9 +53,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('-k', '--num-modules', type=int, default=None,
                         help='K, the number of local modules to plan for')
     parser.add_argument('--budget-gb', type=float, default=None,
-                        help='report the smallest K whose largest module + model state fits '
-                        'this many GiB')
-    parser.add_argument('--max-k', type=int, default=16, help='largest K tried for --budget-gb')
+                        help='the cheapest (K, checkpointing on/off, AMP on/off) whose largest '
+                        'module + model state fits this many GiB; cheapest = smallest estimated '
+                        'time overhead over E2E: checkpointing +1/3 (one more forward, ~1/3 of '
+                        'a step), +6%% per local module after the first, AMP +0%% (GPU); ties '
+                        'to the smaller peak')
+    parser.add_argument('--max-k', type=int, default=8, help='largest K tried for --budget-gb')
+    parser.add_argument('--amp', action='store_true',
+                        help='-k: plan for mixed precision (autocast emulated on the meta device)')
     parser.add_argument('--device', default='meta',
                         help="where to measure: 'meta' (default; shapes only, no memory) or "
                         "'cpu'/'cuda' (needs E2E training memory)")
@@ -77,7 +91,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     batch = args.batch if args.batch is not None else config_batch_size(cfg)
     print(f'Measuring {osp.basename(args.config)} at crop {crop[0]}x{crop[1]}, batch {batch} on '
           f'{args.device} ...', flush=True)
-    profile = profile_model(cfg.model, crop, batch, args.device, config_optimizer(cfg))
+    if args.amp and args.device != 'meta':
+        raise UsageError('--amp is emulated on the meta device: drop --device or use --device meta')
+    profile = profile_model(cfg.model, crop, batch, args.device, config_optimizer(cfg),
+                            amp=args.amp)
     e2e = evaluate_cuts(profile, [])
     print(f'E2E (K=1): activations {e2e.peak_bytes / MiB:.1f} MiB; model state '
           f'{e2e.state_bytes / MiB:.1f} MiB; together {e2e.peak_with_state_bytes / GiB:.2f} GiB')
@@ -101,14 +118,23 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             print(summarize_plan("the config's split points", evaluate_cuts(profile, own)))
 
     if args.budget_gb is not None:
+        if args.max_k < 1:
+            raise UsageError('--max-k must be at least 1')
         print()
-        plan, best = fit_budget(profile, int(args.budget_gb * GiB), args.max_k)
-        if plan is None:
-            raise UsageError(budget_message(best, args.budget_gb))
-        print(f'Budget {args.budget_gb:g} GiB: the smallest K that fits is K={plan.num_modules} '
-              f'(largest module + model state {plan.peak_with_state_bytes / GiB:.2f} GiB)')
-        print(plan.describe())
-        print(f'split_points={plan.split_points}')
+        print(f'Budget {args.budget_gb:g} GiB: every K=1..{args.max_k} with checkpointing and AMP '
+              'on/off (peak = largest module + model state, meta device):')
+        candidates = budget_candidates(cfg.model, crop, batch, int(args.budget_gb * GiB),
+                                       args.max_k, config_optimizer(cfg))
+        chosen = cheapest_fitting(candidates)
+        print(format_candidates(candidates, chosen))
+        print(overhead_model_text())
+        if chosen is None:
+            raise UsageError(no_fit_message(candidates, args.budget_gb))
+        print(f'Cheapest that fits {args.budget_gb:g} GiB: {chosen.name()} (peak '
+              f'{chosen.peak_bytes / GiB:.2f} GiB, estimated overhead {chosen.overhead:+.0%}), '
+              f'split_points={chosen.plan.split_points}, '
+              f'checkpointing={True if chosen.checkpointing else None}'
+              + (", AMP (optim_wrapper type='AmpOptimWrapper')" if chosen.amp else ''))
 
 
 if __name__ == '__main__':
