@@ -181,6 +181,19 @@ def test_planner_predicts_the_checkpointed_step_peak_exactly(depth, amp):
         assert plan.peak_bytes < evaluate_cuts(plain, cuts).peak_bytes
 
 
+@pytest.mark.parametrize('amp', [False, True])
+def test_auto_split_points_are_planned_with_checkpointing_and_amp(amp):
+    from mmseg.registry import MODELS
+    cfg = dict(tiny_deeplab_cfg(split_points=[], depth=50), checkpointing=True,
+               split_planner=dict(num_modules=3, crop_size=(96, 64), batch_size=2, amp=amp))
+    cfg['backbone'] = dict(cfg['backbone'], split_points='auto')
+    with torch.device('meta'):
+        model = MODELS.build(cfg)
+    assert model.split_plan.profile.checkpointed_units and model.split_plan.profile.amp == amp
+    expected = plan_splits(profile_model(dict(cfg, split_planner=None), (96, 64), 2, amp=amp), 3)
+    assert model.backbone.split_points == expected.split_points
+
+
 def test_profile_rejects_amp_off_the_meta_device():
     with pytest.raises(ValueError, match="use device='meta'"):
         profile_model(tiny_deeplab_cfg(split_points=[], depth=18), (32, 32), 2, 'cpu', amp=True)

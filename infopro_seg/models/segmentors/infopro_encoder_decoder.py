@@ -120,7 +120,8 @@ class InfoProEncoderDecoder(EncoderDecoder):
             planner = TASK_UTILS.build({'type': 'SplitPlanner', **(split_planner or {})})
             split_plan = planner.plan(dict(
                 type=type(self), backbone=backbone, decode_head=decode_head,
-                local_heads=local_heads, local_loss_weights=local_loss_weights, **kwargs))
+                local_heads=local_heads, local_loss_weights=local_loss_weights,
+                checkpointing=checkpointing, **kwargs))
             backbone = {**backbone, 'split_points': split_plan.split_points}
         super().__init__(backbone=backbone, decode_head=decode_head, **kwargs)
         if split_planner is not None and split_plan is None:

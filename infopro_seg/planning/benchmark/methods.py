@@ -108,7 +108,7 @@ def method_model_cfg(cfg, method: str, crop: Sequence[int], batch: int
     Raises:
         ValueError: An InfoPro or ``+cp`` method on a config that is not an InfoPro model.
     """
-    base, k, cp, _ = parse_method(method)
+    base, k, cp, amp = parse_method(method)
     model = copy.deepcopy(cfg.model.to_dict())
     drop_pretrained(model)
     if model.get('data_preprocessor') is not None:
@@ -129,7 +129,9 @@ def method_model_cfg(cfg, method: str, crop: Sequence[int], batch: int
             notes.append("the config's split points")
         else:
             model['backbone']['split_points'] = 'auto'
-            model['split_planner'] = dict(num_modules=k, crop_size=tuple(crop), batch_size=batch)
+            # Planned for the method as trained: checkpointed (model.checkpointing) and AMP.
+            model['split_planner'] = dict(num_modules=k, crop_size=tuple(crop), batch_size=batch,
+                                          amp=amp)
             weights = model.get('local_loss_weights')
             if isinstance(weights, (list, tuple)) and len(weights) not in (1, k - 1):
                 # Written for another K: go linearly from the first pair to the last.

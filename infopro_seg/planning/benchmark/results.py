@@ -19,7 +19,8 @@ FOOTER_CPU = (
 FOOTER_CUDA = ('CUDA peak = torch.cuda.max_memory_allocated() over all iterations, '
                'cudnn.benchmark=False (as in the mmseg model zoo).')
 FOOTER_META = (f"'{ESTIMATED}': the CPU accounting of one training iteration run on PyTorch's "
-               'meta device (shapes only, nothing allocated); no time. AMP cannot run there.')
+               'meta device (shapes only, nothing allocated); no time. AMP rows run it under '
+               "EmulatedAutocast (autocast's casts; model state float32).")
 
 #: Table columns: (title, row key).
 COLUMNS = [('crop', 'crop'), ('batch', 'batch'), ('method', 'method'), ('K', 'num_modules'),
