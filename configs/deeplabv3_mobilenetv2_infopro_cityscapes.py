@@ -4,27 +4,16 @@
 # MobileNetV2's units are its stem and inverted-residual blocks, named as mmseg names its stages
 # (layer1 .. layer7); the cut is the planner's (InfoPro*, 512x1024, batch 2).
 # `python tools/analysis_tools/plan_splits.py CONFIG --crop 512 1024 --batch 2 -k 2`.
-_base_ = 'mmseg::mobilenet_v2/mobilenet-v2-d8_deeplabv3_4xb2-80k_cityscapes-512x1024.py'
-custom_imports = dict(imports=['infopro_seg'], allow_failed_imports=False)
+_base_ = [
+    'mmseg::mobilenet_v2/mobilenet-v2-d8_deeplabv3_4xb2-80k_cityscapes-512x1024.py',
+    './_base_/infopro_runtime.py'
+]
 
 model = dict(
     type='InfoProEncoderDecoder',
     backbone=dict(type='InfoProMobileNetV2', split_points=['layer5.1']),
-    # w and psi as in the authors' code (align_corners=True, psi's CE averaged over valid pixels),
-    # as in configs/deeplabv3_r50_infopro_cityscapes.py.
-    local_heads=dict(
-        reconstruction=dict(type='ReconstructionHead', channels=(128, 32, 12), loss_type='bce',
-                            align_corners=True),
-        classifier=dict(
-            type='LocalClassifierHead', channels=512, dropout_ratio=0.1, align_corners=True,
-            loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
-                             avg_non_ignore=True))),
+    local_heads={{_base_.infopro_local_heads}},
     local_loss_weights=[(1.5, 1.0)])
-model_wrapper_cfg = dict(type='InfoProDistributedDataParallel')
 
-# Exact resume and safe checkpoint I/O, as in configs/deeplabv3_r50_infopro_cityscapes.py.
-train_dataloader = dict(sampler=dict(type='ResumableInfiniteSampler', shuffle=True))
-default_hooks = dict(
-    exact_resume=dict(type='ExactResumeHook'),
-    checkpoint=dict(backend_args=dict(backend='atomic_local')))  # atomic checkpoint writes
-custom_hooks = [dict(type='SafeCheckpointLoadingHook')]  # weights-only load_from / resume
+train_dataloader = dict(sampler={{_base_.infopro_sampler}})
+default_hooks = {{_base_.infopro_default_hooks}}

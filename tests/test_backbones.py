@@ -8,7 +8,8 @@ from mmseg.registry import MODELS
 
 from conftest import build_model
 from infopro_seg.engine import load_checkpoint_safely, publish_checkpoint
-from tiny_models import (BACKBONES, CUTS, module_param_names, sgd_wrapper, small_batch, step_once,
+from tiny_models import (BACKBONES, CUTS, assert_k1_step_equals_mmseg, module_param_names,
+                         sgd_wrapper, small_batch, step_once,
                          tiny_cfg)
 
 NAMES = list(BACKBONES)
@@ -83,20 +84,9 @@ def test_later_loss_weight_leaves_earlier_module_updates_bit_identical(name):
 
 @pytest.mark.parametrize('name', NAMES)
 def test_k1_reproduces_mmseg_encoder_decoder_exactly(name):
-    plain = build_model(tiny_cfg(backbone=name, head='deeplabv3plus', plain=True))
-    ours = build_model(tiny_cfg(backbone=name, head='deeplabv3plus', split_points=[]))
-    ours.load_state_dict(plain.state_dict(), strict=True)
-    wrappers = [sgd_wrapper(m, momentum=0.9) for m in (plain, ours)]
-    for step in range(1):
-        logs = []
-        for model, wrapper in zip((plain, ours), wrappers):
-            torch.manual_seed(step)
-            logs.append(model.train_step(small_batch(seed=step), wrapper))
-        assert logs[0].keys() == logs[1].keys()
-        assert all(torch.equal(torch.as_tensor(logs[0][k]), torch.as_tensor(logs[1][k]))
-                   for k in logs[0])
-    for (n, p), q in zip(plain.named_parameters(), ours.parameters()):
-        assert torch.equal(p, q), n
+    assert_k1_step_equals_mmseg(
+        build_model(tiny_cfg(backbone=name, head='deeplabv3plus', plain=True)),
+        build_model(tiny_cfg(backbone=name, head='deeplabv3plus', split_points=[])))
 
 
 @pytest.mark.parametrize('name', NAMES)

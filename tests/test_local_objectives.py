@@ -6,6 +6,7 @@ import torch
 from mmengine.optim import OptimWrapper
 
 from conftest import build_model, make_batch, tiny_deeplab_cfg
+from tiny_models import module_param_names
 from infopro_seg.models.heads.supcon_head import (sample_pixels_per_class,
                                                   supervised_contrastive_loss)
 
@@ -39,11 +40,6 @@ MODULE1_LOSS = {'supcon': 'm1.loss_supcon', 'auglocal': 'm1.loss_ce',
 
 def sgd(model, lr=0.05):
     return OptimWrapper(torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9))
-
-
-def module_param_names(model):
-    ids = [{id(p) for p in module.parameters()} for module in model.local_modules()]
-    return [{name for name, p in model.named_parameters() if id(p) in group} for group in ids]
 
 
 def step_once(cfg):

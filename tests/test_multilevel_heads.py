@@ -8,7 +8,8 @@ from torch.multiprocessing.reductions import StorageWeakRef
 
 from conftest import build_model
 from infopro_seg.models.head_inputs import HeadInputError
-from tiny_models import (HEAD_READS, module_param_names, sgd_wrapper, small_batch, step_once,
+from tiny_models import (HEAD_READS, assert_k1_step_equals_mmseg, module_param_names,
+                         sgd_wrapper, small_batch, step_once,
                          tiny_cfg)
 
 HEADS = list(HEAD_READS)
@@ -51,20 +52,8 @@ def test_later_loss_weight_leaves_earlier_module_updates_bit_identical(head):
 
 @pytest.mark.parametrize('head', HEADS)
 def test_k1_reproduces_mmseg_encoder_decoder_exactly(head):
-    plain = build_model(tiny_cfg(head=head, plain=True))
-    ours = build_model(tiny_cfg(head=head, split_points=[]))
-    ours.load_state_dict(plain.state_dict(), strict=True)
-    wrappers = [sgd_wrapper(m, momentum=0.9) for m in (plain, ours)]
-    for step in range(1):
-        logs = []
-        for model, wrapper in zip((plain, ours), wrappers):
-            torch.manual_seed(step)
-            logs.append(model.train_step(small_batch(seed=step), wrapper))
-        assert logs[0].keys() == logs[1].keys()
-        assert all(torch.equal(torch.as_tensor(logs[0][k]), torch.as_tensor(logs[1][k]))
-                   for k in logs[0])
-    for (name, p), q in zip(plain.named_parameters(), ours.parameters()):
-        assert torch.equal(p, q), name
+    assert_k1_step_equals_mmseg(build_model(tiny_cfg(head=head, plain=True)),
+                                build_model(tiny_cfg(head=head, split_points=[])))
 
 
 def test_deeplabv3plus_trains_where_it_used_to_fail_mid_step():

@@ -13,11 +13,9 @@ import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from mmengine.config import DictAction
 
-from mmengine.config import DictAction  # noqa: E402
-
-from infopro_seg.study.methods import METHODS  # noqa: E402
+from infopro_seg.study.methods import METHODS
 
 
 def parse_args() -> argparse.Namespace:
