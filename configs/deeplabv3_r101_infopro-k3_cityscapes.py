@@ -1,7 +1,7 @@
 # InfoPro K=3 on R-101 (not in the paper for segmentation). The cuts balance the modules'
 # activation memory (InfoPro*): `python tools/analysis_tools/plan_splits.py CONFIG --crop 512 1024
-# --batch 2 -k 3` chose them (docs/memory.md). The loss weights go linearly from the first to the last
-# local module, as the paper does for K > 2 on CIFAR (early modules weigh reconstruction more);
+# --batch 2 -k 3` chose them (docs/memory.md). The loss weights go linearly from the first to the
+# last local module, as the paper does for K > 2 on CIFAR (early modules weigh reconstruction more);
 # `_delete_` replaces the base's list of pairs by the schedule dict.
 _base_ = './deeplabv3_r101_infopro_cityscapes.py'
 model = dict(

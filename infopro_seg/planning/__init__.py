@@ -29,7 +29,8 @@ __all__ = [
     'BudgetCandidate', 'budget_candidates', 'cheapest_fitting', 'estimated_overhead',
     'format_candidates', 'no_fit_message', 'overhead_model_text',
     'config_batch_size', 'config_crop_size', 'config_cuts', 'config_optimizer',
-    'meta_masks_select_all', 'SavedBytesMeter', 'MemoryProfile', 'optimizer_state_factor', 'profile_model',
+    'meta_masks_select_all', 'SavedBytesMeter', 'MemoryProfile', 'optimizer_state_factor',
+    'profile_model',
     'budget_message', 'describe_plan', 'summarize_plan', 'SplitPlan', 'evaluate_cuts',
     'fit_budget', 'naive_cuts', 'plan_splits', 'SplitPlanner'
 ]

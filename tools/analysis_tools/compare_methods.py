@@ -69,8 +69,8 @@ def main() -> int:
                              tuple(args.image_size))
     result = run_study(args.config, args.methods, args.seeds, args.work_dir, iters=args.iters,
                        data_root=data_root, cfg_options=args.cfg_options,
-                       memory=None if args.memory == 'none' else args.memory, learnt_iou=args.learnt_iou,
-                       reuse=args.reuse)
+                       memory=None if args.memory == 'none' else args.memory,
+                       learnt_iou=args.learnt_iou, reuse=args.reuse)
     print('\n' + result['table'])
     print(f'\n[study] results: {osp.join(args.work_dir, "results.json")}, runs.csv, '
           'summary.csv, table.txt, miou_vs_memory.png')
