@@ -80,8 +80,8 @@ class LocalModule(nn.Module):
         for head, (prefix, kind, weight), checkpointed in zip(self.heads, self.head_specs,
                                                               self.checkpoint_heads):
             if checkpointed:
-                head_losses = self._checkpointed_head_loss(head, kind, checkpointed, x,
-                                                           all_features, data_samples, images)
+                head_losses = checkpointed_head_loss(head, kind, checkpointed, x, all_features,
+                                                     data_samples, images, self.train_cfg)
             elif kind == 'reconstruction':
                 head_losses = head.loss(x, images)
             elif kind == 'classifier':
@@ -93,16 +93,6 @@ class LocalModule(nn.Module):
                     value = value * weight
                 losses[f'{prefix}.{name}'] = value
         return x, outputs, losses
-
-    def _checkpointed_head_loss(self, head: nn.Module, kind: str, granularity: str,
-                                x: torch.Tensor, features: List[Optional[torch.Tensor]],
-                                data_samples: list, images: Optional[torch.Tensor]
-                                ) -> Dict[str, torch.Tensor]:
-        """A head's losses with its forward recomputed in backward (see
-        :func:`checkpointed_head_loss`)."""
-        return checkpointed_head_loss(head, kind, granularity, x, features, data_samples, images,
-                                      self.train_cfg)
-
 
 
 def checkpointed_head_loss(head: nn.Module, kind: str, granularity: str, x: torch.Tensor,
