@@ -403,3 +403,16 @@ def test_models_do_not_import_the_planning_package():
                 else:
                     continue
                 assert not any('planning' in m for m in modules), (name, modules)
+
+
+def test_benchmark_keeps_a_size_divisor_preprocessor_runnable():
+    """mmseg's preprocessor pads to `size` or to a multiple of `size_divisor`, never both: the
+    benchmark sets the crop as `size` only where the config has no divisor."""
+    from mmengine.config import Config
+    from infopro_seg.planning.benchmark import method_model_cfg
+    for preprocessor, size in ((dict(size_divisor=8), None), (dict(size=(512, 1024)), (96, 64))):
+        cfg = Config(dict(model=tiny_deeplab_cfg()))
+        cfg.model.data_preprocessor = dict(type='SegDataPreProcessor', **preprocessor)
+        for method in ('e2e', 'infopro-k2'):
+            model, _ = method_model_cfg(cfg, method, (96, 64), 2)
+            assert model['data_preprocessor'].get('size') == size, (preprocessor, method)

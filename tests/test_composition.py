@@ -351,15 +351,15 @@ def test_emulated_autocast_saves_what_real_autocast_saves(checkpointing):
 # ----------------------------------------------------------------------------- benchmark
 
 def test_interleaved_benchmark_names_and_summary():
-    from infopro_seg.planning.benchmark.interleaved import (ALL_COMBINATIONS, parse_combination,
+    from infopro_seg.planning.benchmark.interleaved import (ALL_COMBINATIONS, parse_method,
                                                             summarize)
     assert len(ALL_COMBINATIONS) == 16
-    assert parse_combination('infopro-k4+cp+amp') == ('infopro', 4, True, True)
-    assert parse_combination('amp') == ('e2e', 1, False, True)
-    assert parse_combination('e2e+cp+amp') == ('e2e', 1, True, True)
-    assert parse_combination('with_cp') == ('with_cp', 1, False, False)
+    assert parse_method('infopro-k4+cp+amp') == ('infopro', 4, True, True)
+    assert parse_method('amp') == ('e2e', 1, False, True)
+    assert parse_method('e2e+cp+amp') == ('e2e', 1, True, True)
+    assert parse_method('with_cp') == ('with_cp', 1, False, False)
     with pytest.raises(ValueError, match='unknown method'):
-        parse_combination('infopro-k2+amp+cp')
+        parse_method('infopro-k2+amp+cp')
     rows = summarize({'e2e': [(2.0, 4.0), (4.0, 4.0), (3.0, 4.0)],
                       'infopro-k2': [(3.0, 6.0), (3.3, 5.0), (9.0, 7.0)]})
     k2 = rows[1]

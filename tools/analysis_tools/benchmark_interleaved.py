@@ -21,7 +21,7 @@ from mmengine.registry import init_default_scope
 
 import infopro_seg  # noqa: F401  (registers the models)
 from infopro_seg.planning.benchmark.interleaved import (ALL_COMBINATIONS, format_timing_table,
-                                                        parse_combination, plot_memory_vs_time,
+                                                        parse_method, plot_memory_vs_time,
                                                         summarize, time_interleaved)
 
 #: The planner's memory-balanced cuts at 512x1024, batch 2 (docs/memory.md) for R-101.
@@ -43,7 +43,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     for method in args.methods:
         try:
-            parse_combination(method)
+            parse_method(method)
         except ValueError as error:
             parser.error(str(error))
     if args.rounds < 1:

@@ -12,7 +12,6 @@ Checkpointing and AMP are switched per step on the same model (the segmentor rea
 ``checkpointing`` at every step; AMP is the optimizer wrapper), so the methods of one K share
 weights and optimizer.
 """
-import copy
 import statistics
 import sys
 import time
@@ -25,22 +24,15 @@ from ...engine.amp import DeviceAmpOptimWrapper
 from ...models.utils.checkpointing import parse_checkpointing
 from ...utils.batch import random_seg_batch
 from ..build import build_on_one_device
-from .methods import drop_pretrained, parse_method
+from .methods import benchmark_model_cfg, parse_method
 
 #: Every combination the issue asks for.
 ALL_COMBINATIONS = ('e2e', 'with_cp', 'amp', 'e2e+cp+amp') + tuple(
     f'infopro-k{k}{suffix}' for k in (2, 3, 4) for suffix in ('', '+cp', '+amp', '+cp+amp'))
 
-#: The interleaved benchmark's name for :func:`~.methods.parse_method` (same names).
-parse_combination = parse_method
-
 
 def _model_cfg(cfg, cuts: Sequence[str], crop: Sequence[int]) -> dict:
-    model = copy.deepcopy(cfg.model.to_dict())
-    drop_pretrained(model)
-    preprocessor = model.get('data_preprocessor')
-    if preprocessor is not None and preprocessor.get('size_divisor') is None:
-        preprocessor['size'] = tuple(crop)  # pad nothing beyond the crop
+    model = benchmark_model_cfg(cfg, crop)
     model['backbone']['split_points'] = list(cuts)
     model.pop('split_planner', None)
     model['checkpointing'] = None
@@ -54,7 +46,7 @@ def time_interleaved(cfg, methods: Sequence[str], cuts: Dict[int, List[str]],
 
     Args:
         cfg: The loaded InfoPro config (its model; SyncBN becomes BN).
-        methods: Method names (:func:`parse_combination`).
+        methods: Method names (:func:`parse_method`).
         cuts: Split points per K used by the methods (``{1: [], 2: [...], ...}``).
         crop: ``(H, W)`` of the random batch.
         batch: Images per iteration.
@@ -66,7 +58,7 @@ def time_interleaved(cfg, methods: Sequence[str], cuts: Dict[int, List[str]],
     """
     if threads:
         torch.set_num_threads(threads)
-    parsed = {method: parse_combination(method) for method in methods}
+    parsed = {method: parse_method(method) for method in methods}
     models, wrappers = {}, {}
     for k in sorted({k for _, k, _, _ in parsed.values()}):
         if k not in cuts:

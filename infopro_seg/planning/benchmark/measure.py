@@ -35,7 +35,7 @@ from ...utils.meta_autocast import EmulatedAutocast
 from ..build import build_on_one_device
 from ..meta import meta_masks_select_all
 from ..meter import SavedBytesMeter
-from ...engine import amp  # noqa: F401  (registers DeviceAmpOptimWrapper)
+from ...engine.amp import DeviceAmpOptimWrapper  # noqa: F401  (registers it)
 from .methods import method_model_cfg, method_optim_wrapper_cfg, parse_method
 
 ESTIMATED = 'estimated (meta device)'

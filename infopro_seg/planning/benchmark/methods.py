@@ -92,6 +92,21 @@ def _own_num_cuts(model_cfg: dict) -> Optional[int]:
     return len(split_points)
 
 
+def benchmark_model_cfg(cfg, crop: Sequence[int]) -> dict:
+    """A plain-dict copy of the config's model as every benchmark builds it: no pretrained
+    weights, and crops padded to nothing beyond ``crop``.
+
+    mmseg's data preprocessor pads to its ``size`` or to a multiple of ``size_divisor`` (one or
+    the other); a fixed ``size`` becomes the benchmark crop.
+    """
+    model = copy.deepcopy(cfg.model.to_dict())
+    drop_pretrained(model)
+    preprocessor = model.get('data_preprocessor')
+    if preprocessor is not None and preprocessor.get('size_divisor') is None:
+        preprocessor['size'] = tuple(crop)
+    return model
+
+
 def method_model_cfg(cfg, method: str, crop: Sequence[int], batch: int
                      ) -> Tuple[dict, List[str]]:
     """The model config a method trains, and notes about what was changed.
@@ -109,11 +124,7 @@ def method_model_cfg(cfg, method: str, crop: Sequence[int], batch: int
         ValueError: An InfoPro or ``+cp`` method on a config that is not an InfoPro model.
     """
     base, k, cp, amp = parse_method(method)
-    model = copy.deepcopy(cfg.model.to_dict())
-    drop_pretrained(model)
-    if model.get('data_preprocessor') is not None:
-        # Crops arrive at the benchmark size; mmseg would otherwise pad them to the config's.
-        model['data_preprocessor']['size'] = tuple(crop)
+    model = benchmark_model_cfg(cfg, crop)
     notes = []
     infopro = model.get('type') == 'InfoProEncoderDecoder'
     if cp and not infopro:
