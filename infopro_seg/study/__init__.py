@@ -6,6 +6,6 @@ mmengine's Runner, evaluate them, and tabulate mIoU, per-module losses and peak 
 :mod:`.runs` (data, one run per method and seed, reading its logs, memory), :mod:`.report`
 (table, CSV, JSON, plot).
 """
-from .methods import METHODS, Method, apply_method, method_config
+from .methods import METHODS, Method, apply_method
 
-__all__ = ['METHODS', 'Method', 'apply_method', 'method_config']
+__all__ = ['METHODS', 'Method', 'apply_method']

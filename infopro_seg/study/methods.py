@@ -68,11 +68,6 @@ def apply_method(cfg: Config, name: str) -> Config:
     return cfg
 
 
-def method_config(config: str, name: str) -> Config:
-    """Load ``config`` and apply method ``name``."""
-    return apply_method(Config.fromfile(config), name)
-
-
 def num_modules(cfg: Config) -> object:
     """K of a config: ``len(split_points) + 1``, or ``'auto'`` when the planner chooses."""
     points = cfg.model.backbone.get('split_points', [])

@@ -83,7 +83,8 @@ class SupConHead(BaseModule):
 
     Args:
         in_channels: Channels of the local module's output.
-        num_classes: Classes of the task (for the error check of labels only).
+        num_classes: Unused (filled in by the segmentor for every psi); classes are read from
+            the labels.
         channels: Hidden width of the projection head.
         proj_channels: Embedding dimension.
         temperature: SupCon temperature.
@@ -113,7 +114,6 @@ class SupConHead(BaseModule):
         if max_pixels_per_class < 2:
             raise ValueError('max_pixels_per_class must be at least 2 (a pixel needs a positive), '
                              f'got {max_pixels_per_class}')
-        self.num_classes = num_classes
         self.temperature = temperature
         self.max_pixels_per_class = max_pixels_per_class
         self.loss_weight = loss_weight
