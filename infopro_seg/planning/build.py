@@ -34,5 +34,12 @@ def build_on_one_device(cfg: dict, device: Union[str, torch.device]) -> nn.Modul
         raise ValueError("mmcv's MMSyncBN cannot be built without a process group, and one "
                          'device is measured here: use SyncBN (or BN) in the config')
     with torch.device(device):
-        model = revert_sync_batchnorm(MODELS.build(ConfigDict(cfg)))
-    return count_all_pixels_on_meta(model) if torch.device(device).type == 'meta' else model
+        model = MODELS.build(ConfigDict(cfg))
+    return for_one_device(model, device)
+
+
+def for_one_device(module: nn.Module, device: Union[str, torch.device]) -> nn.Module:
+    """A module built on ``device`` made measurable there: SyncBN as BN, and on ``meta``
+    valid-pixel losses counting all pixels (:func:`count_all_pixels_on_meta`)."""
+    module = revert_sync_batchnorm(module)
+    return count_all_pixels_on_meta(module) if torch.device(device).type == 'meta' else module

@@ -38,10 +38,9 @@ reported separately), temporary buffers that no backward needs, and allocator ov
 import copy
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.model import revert_sync_batchnorm
 from torch import nn
 
 from ..models.backbones.infopro_resnet import RESNET_VARIANTS
@@ -50,8 +49,8 @@ from ..models.segmentors.local_module import checkpointed_head_loss
 from ..utils.batch import random_seg_batch
 from ..utils.memory import storage_key
 from ..utils.meta_autocast import EmulatedAutocast
-from .build import build_on_one_device
-from .meta import count_all_pixels_on_meta, meta_masks_select_all
+from .build import build_on_one_device, for_one_device
+from .meta import meta_masks_select_all
 from .meter import SavedBytesMeter
 
 
@@ -209,12 +208,24 @@ class _ProfiledModel:
         if key not in self._local_heads:
             with torch.device(self.device):
                 head = build_local_head(kind, cfg, self.backbone, unit, self.decode_head)
-            head = revert_sync_batchnorm(head)  # its norm_cfg is the decode head's
-            if torch.device(self.device).type == 'meta':
-                head = count_all_pixels_on_meta(head)
+            head = for_one_device(head, self.device)  # its norm_cfg is the decode head's
             head.train()
             self._local_heads[key] = head
         return self._local_heads[key]
+
+
+def _local_head_sites(parts: _ProfiledModel, outputs: Sequence[torch.Tensor]
+                      ) -> Iterator[Tuple[int, str, str, nn.Module, tuple]]:
+    """``(unit, kind, cost prefix, head, shape key)`` for w and psi at every candidate cut.
+
+    A cut after the last unit is not allowed; the key (kind and feature shape) is what a head's
+    cost depends on, so each is measured once.
+    """
+    for i in range(len(outputs) - 1):
+        for kind, prefix in (('reconstruction', 'recon'), ('classifier', 'classifier')):
+            head = parts.local_head(kind, i)
+            if head is not None:
+                yield i, kind, prefix, head, (kind, ) + tuple(outputs[i].shape[1:])
 
 
 def profile_model(model_cfg: dict,
@@ -304,25 +315,20 @@ def _profile(model_cfg, crop_size, batch_size, device: torch.device, optimizer_c
             costs['seg_head_extra'][unit] = max(costs['seg_head_extra'][unit],
                                                 meter.extra_bytes[('seg', name)])
             seg_head_names[unit].append(name)
-        for i in range(n - 1):  # a cut after the last unit is not allowed
-            for kind, prefix in (('reconstruction', 'recon'), ('classifier', 'classifier')):
-                head = parts.local_head(kind, i)
-                if head is None:
-                    continue
-                key = (kind, ) + tuple(outputs[i].shape[1:])
-                if key not in cached:
-                    # The cost depends only on the feature's shape: run each shape once, with
-                    # fresh images, as every module's w saves its own reference to the target.
-                    with meter.charge(key):
-                        if kind == 'reconstruction':
-                            images = torch.rand(inputs.shape, device=device)
-                            kept.append(head.loss(outputs[i], images))
-                        else:
-                            kept.append(head.loss([outputs[i]], samples, parts.train_cfg))
-                    cached[key] = (meter.kept_bytes[key], meter.extra_bytes[key],
-                                   _param_bytes(head))
-                (costs[f'{prefix}_bytes'][i], costs[f'{prefix}_extra'][i],
-                 costs[f'{prefix}_param_bytes'][i]) = cached[key]
+        for i, kind, prefix, head, key in _local_head_sites(parts, outputs):
+            if key not in cached:
+                # The cost depends only on the feature's shape: run each shape once, with
+                # fresh images, as every module's w saves its own reference to the target.
+                with meter.charge(key):
+                    if kind == 'reconstruction':
+                        images = torch.rand(inputs.shape, device=device)
+                        kept.append(head.loss(outputs[i], images))
+                    else:
+                        kept.append(head.loss([outputs[i]], samples, parts.train_cfg))
+                cached[key] = (meter.kept_bytes[key], meter.extra_bytes[key],
+                               _param_bytes(head))
+            (costs[f'{prefix}_bytes'][i], costs[f'{prefix}_extra'][i],
+             costs[f'{prefix}_param_bytes'][i]) = cached[key]
     checkpointing = getattr(parts.segmentor, 'checkpointing', None)
     if checkpointing and any(checkpointing.values()):
         if checkpointing.get('backbone'):
@@ -387,19 +393,14 @@ def _measure_heads_checkpointed(parts: '_ProfiledModel', checkpointing: dict, co
         costs['seg_head_extra'][unit] = max(costs['seg_head_extra'][unit], extra)
     granularity = checkpointing['local_heads']
     cached = {}
-    for i in range(n - 1):
-        for kind, prefix in (('reconstruction', 'recon'), ('classifier', 'classifier')):
-            head = parts.local_head(kind, i)
-            if head is None:
-                continue
-            key = (kind, ) + tuple(outputs[i].shape[1:])
-            if key not in cached:
-                images = torch.rand(inputs.shape, device=inputs.device)
-                if granularity:
-                    cached[key] = _head_cost(lambda: checkpointed_head_loss(
-                        head, kind, granularity, leaves[i], [], samples, images, train_cfg))
-                elif kind == 'reconstruction':
-                    cached[key] = _head_cost(lambda: head.loss(leaves[i], images))
-                else:
-                    cached[key] = _head_cost(lambda: head.loss([leaves[i]], samples, train_cfg))
-            costs[f'{prefix}_bytes'][i], costs[f'{prefix}_extra'][i] = cached[key]
+    for i, kind, prefix, head, key in _local_head_sites(parts, outputs):
+        if key not in cached:
+            images = torch.rand(inputs.shape, device=inputs.device)
+            if granularity:
+                cached[key] = _head_cost(lambda: checkpointed_head_loss(
+                    head, kind, granularity, leaves[i], [], samples, images, train_cfg))
+            elif kind == 'reconstruction':
+                cached[key] = _head_cost(lambda: head.loss(leaves[i], images))
+            else:
+                cached[key] = _head_cost(lambda: head.loss([leaves[i]], samples, train_cfg))
+        costs[f'{prefix}_bytes'][i], costs[f'{prefix}_extra'][i] = cached[key]
