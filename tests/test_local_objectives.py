@@ -20,8 +20,7 @@ def objective_cfg(name, second_weights=(1.5, 1.0)):
     if name == 'supcon':
         heads['classifier'] = dict(type='SupConHead', channels=16, proj_channels=8)
     elif name == 'auglocal':
-        heads['classifier'] = dict(type='AugLocalClassifierHead', channels=16,
-                                   width_multipliers=(1, 2), dilations=(1, 2))
+        heads['classifier'] = dict(type='AugLocalClassifierHead', channels=16, depth=(2, 1))
     elif name == 'recon-light':
         heads['reconstruction'] = dict(type='ReconstructionHead', channels=(4, 4, 2))
     elif name == 'paper-schedule':
@@ -75,11 +74,36 @@ def test_objective_loss_falls_on_a_fixed_batch(name):
 def test_supcon_heads_are_the_configured_psi():
     model = build_model(objective_cfg('supcon'))
     assert [type(h['classifier']).__name__ for h in model.local_heads] == ['SupConHead'] * 2
-    model = build_model(objective_cfg('auglocal'))
-    head = model.local_heads[0]['classifier']
-    cut_channels = model.backbone.unit_out_channels(model.backbone.module_ranges()[0][1] - 1)
-    assert len(head.aux_blocks) == 2
-    assert head.aux_blocks[1].conv2.out_channels == 2 * cut_channels
+
+
+def test_auglocal_copies_the_following_units_in_a_pyramid():
+    model = build_model(objective_cfg('auglocal'))  # depth (2, 1) over two local modules
+    backbone = model.backbone
+    units = dict(zip(backbone.unit_names, backbone._units()))
+    first, second = (h['classifier'].aux_layers for h in model.local_heads)
+    # Module 1 (cut after layer2.0): the first and the last following unit, and a bridge where
+    # the skipped units would have widened the channels.
+    assert [type(m).__name__ for m in first] == ['BasicBlock', 'ConvModule', 'BasicBlock']
+    for copied, name in ((first[0], 'layer2.1'), (first[2], 'layer4.1'), (second[0], 'layer3.1')):
+        original = units[name]
+        assert [p.shape for p in copied.parameters()] == [p.shape for p in original.parameters()]
+        # Own parameters, freshly initialised (not shared with, not equal to, the backbone's).
+        assert all(c.data_ptr() != o.data_ptr() and not torch.equal(c, o)
+                   for c, o in zip(copied.parameters(), original.parameters())
+                   if o.dim() > 1)
+    assert first[1].conv.in_channels == backbone.unit_out_channels(backbone.cuts[0])
+    assert first[1].conv.out_channels == backbone.unit_out_channels(
+        backbone.unit_names.index('layer4.0'))
+    assert len(second) == 1
+    # The psi reads what the last copy puts out.
+    psi = model.local_heads[0]['classifier']
+    assert psi.convs[0].conv.in_channels == first[2].conv2.out_channels
+
+
+def test_auglocal_head_needs_the_segmentor():
+    from mmseg.registry import MODELS
+    with pytest.raises(ValueError, match='build it through InfoProEncoderDecoder'):
+        MODELS.build(dict(type='AugLocalClassifierHead', in_channels=8, num_classes=4))
 
 
 def test_pixel_sampling_is_class_balanced_and_skips_ignored():
@@ -107,8 +131,7 @@ def test_supcon_loss_prefers_clustered_embeddings():
 @pytest.mark.parametrize('kwargs, message', [
     (dict(type='SupConHead', temperature=0), 'temperature'),
     (dict(type='SupConHead', max_pixels_per_class=1), 'max_pixels_per_class'),
-    (dict(type='AugLocalClassifierHead', width_multipliers=(1, 2), dilations=(1, )),
-     'one entry per block'),
+    (dict(type='AugLocalClassifierHead', depth=(3, 2, 1)), 'depth takes an int or'),
 ])
 def test_bad_head_configs_fail_clearly(kwargs, message):
     cfg = objective_cfg('supcon')

@@ -38,14 +38,12 @@ METHODS: Dict[str, Method] = {
                                               proj_channels=64, temperature=0.1,
                                               max_pixels_per_class=64)}),
     'auglocal': Method(
-        'InfoPro with an AugLocal-style psi: 2 residual blocks shaped like the next layers',
-        {'model.local_heads.classifier': dict(type='AugLocalClassifierHead',
-                                              width_multipliers=(1, 2), dilations=(1, 2))}),
+        "InfoPro with AugLocal's psi: copies of 3 -> 1 following backbone units, then psi",
+        {'model.local_heads.classifier': dict(type='AugLocalClassifierHead', depth=(3, 1))}),
     'greedy-auglocal': Method(
-        'greedy (lambda1=0) with the AugLocal-style psi',
+        "greedy (lambda1=0) with AugLocal's psi (AugLocal itself)",
         {'model.local_loss_weights': [(0.0, 1.0)],
-         'model.local_heads.classifier': dict(type='AugLocalClassifierHead',
-                                              width_multipliers=(1, 2), dilations=(1, 2))}),
+         'model.local_heads.classifier': dict(type='AugLocalClassifierHead', depth=(3, 1))}),
 }
 
 

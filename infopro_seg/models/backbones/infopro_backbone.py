@@ -19,6 +19,7 @@ network loads into mmseg's own config of the same model. An adapter implements f
 Stage ``s`` of ``out_indices`` ends at the last unit named ``layer<s + 1>.*``; an adapter whose
 stages are named otherwise overrides :meth:`stage_end_unit`.
 """
+import copy
 from typing import Dict, List, Sequence, Tuple, Union
 
 import torch
@@ -171,6 +172,43 @@ class InfoProBackbone:
     def module_out_stride(self, module: int) -> int:
         """Output stride of local module ``module``'s output."""
         return self.unit_out_stride(self.module_ranges()[module][1] - 1)
+
+    def following_unit_copies(self, unit: int, depth: int) -> List[Tuple[nn.Module, int, int]]:
+        """Freshly initialised copies of ``depth`` units evenly spaced after unit ``unit``.
+
+        What AugLocal's auxiliary networks are made of: the primary network's own layers that
+        follow a cut, sampled uniformly (the first and the last following unit are always among
+        them), with their own parameters. Copies never checkpoint (``with_cp`` off).
+
+        Args:
+            unit: Index of the unit the cut follows.
+            depth: How many units to copy (at most the number that follow).
+
+        Returns:
+            list: ``(copy, in_channels, out_channels)`` in network order; ``in_channels`` is what
+            the original unit receives, so a caller can bridge skipped units.
+        """
+        following = list(range(unit + 1, len(self.unit_names)))
+        if depth < 1 or not following:
+            raise ValueError(f'cannot copy {depth} unit(s) after {self.unit_names[unit]}: '
+                             f'{len(following)} unit(s) follow it (depth must be >= 1)')
+        depth = min(depth, len(following))
+        if depth == 1:
+            chosen = following[:1]
+        else:
+            step = (len(following) - 1) / (depth - 1)
+            chosen = sorted({following[round(i * step)] for i in range(depth)})
+        units, copies = self._units(), []
+        for index in chosen:
+            copied = copy.deepcopy(units[index])
+            for sub in copied.modules():
+                if hasattr(sub, 'with_cp'):
+                    sub.with_cp = False
+                if hasattr(sub, 'reset_parameters'):
+                    sub.reset_parameters()
+            copies.append((copied, self.unit_out_channels(index - 1),
+                           self.unit_out_channels(index)))
+        return copies
 
     def describe_modules(self) -> str:
         """One line per local module: its units, output channels and stride (for logs)."""

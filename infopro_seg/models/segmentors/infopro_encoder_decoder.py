@@ -3,6 +3,7 @@ import logging
 import warnings
 from collections import OrderedDict
 from contextlib import nullcontext
+from functools import partial
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import torch
@@ -20,11 +21,13 @@ from .local_module import LocalModule
 
 
 def build_local_head(kind: str, cfg: dict, backbone: InfoProBackbone, unit: int,
-                     decode_head: nn.Module) -> nn.Module:
+                     decode_head: nn.Module, module: int = 0, num_local: int = 1) -> nn.Module:
     """Build w (``kind='reconstruction'``) or psi (``'classifier'``) for a cut after ``unit``.
 
     Fills in what the cut and the decode head determine (input channels and stride, classes,
-    ignored label, normalisation, interpolation); ``cfg`` may override any of it.
+    ignored label, normalisation, interpolation); ``cfg`` may override any of it. A head class
+    with ``takes_following_units = True`` (AugLocal's) also gets a copier of the backbone units
+    after the cut and its position: local module ``module`` of ``num_local``.
     """
     filled = dict(in_channels=backbone.unit_out_channels(unit), norm_cfg=decode_head.norm_cfg,
                   align_corners=decode_head.align_corners)
@@ -32,6 +35,10 @@ def build_local_head(kind: str, cfg: dict, backbone: InfoProBackbone, unit: int,
         filled.update(in_stride=backbone.unit_out_stride(unit))
     else:
         filled.update(num_classes=decode_head.num_classes, ignore_index=decode_head.ignore_index)
+    head_class = MODELS.get(cfg['type']) if isinstance(cfg.get('type'), str) else cfg.get('type')
+    if getattr(head_class, 'takes_following_units', False):
+        filled.update(following_units=partial(backbone.following_unit_copies, unit),
+                      module_index=module, num_local_modules=num_local)
     return MODELS.build({**filled, **cfg})
 
 
@@ -168,7 +175,8 @@ class InfoProEncoderDecoder(EncoderDecoder):
                 raise ValueError(f'local module {module + 1} has a {name} loss weight of {weight} '
                                  f'but local_heads has no {name} head config')
             heads[name] = build_local_head(name, cfgs[name], self.backbone, last_unit,
-                                           self.decode_head)
+                                           self.decode_head, module=module,
+                                           num_local=self.backbone.num_modules - 1)
         if not heads:
             raise ValueError(f'local module {module + 1} has no local loss (both loss weights are '
                              '0): it would never be trained')
