@@ -78,6 +78,19 @@ def test_tiny_study_writes_its_table_and_files(tmp_path):
     assert (work / 'runs.csv').is_file() and (work / 'table.txt').is_file()
     assert (work / 'miou_vs_memory.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
+    # --reuse continues a study: finished runs are read back, not trained again.
+    log = work / 'greedy' / 'seed0' / 'train.log'
+    before = log.stat().st_mtime_ns
+    again = run_tool(config, '--methods', 'e2e', 'greedy', '--iters', '2', '--seeds', '0',
+                     '--work-dir', work, '--data-root', tmp_path / 'data', '--reuse',
+                     '--memory', 'none')
+    assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
+    assert again.stdout.count('reusing') == 2 and 'training' not in again.stdout
+    assert log.stat().st_mtime_ns == before
+    reused = {row['method']: row for row in json.loads((work / 'results.json').read_text())['rows']}
+    assert reused['greedy']['miou'] == rows['greedy']['miou']
+    assert reused['e2e']['peak_mb'] == rows['e2e']['peak_mb']
+
 
 def test_unknown_method_fails_clearly(tmp_path):
     result = run_tool(STUDY_CFG, '--methods', 'e2e', 'magic', '--work-dir', tmp_path)
