@@ -18,6 +18,9 @@ class Method:
     overrides: Dict[str, object] = field(default_factory=dict)
 
 
+#: AugLocal's psi as the study uses it: 3 copied units for local module 1 down to 1 for the last.
+AUGLOCAL_PSI = dict(type='AugLocalClassifierHead', depth=(3, 1))
+
 #: The methods known by name. Each applies to any InfoPro config; e2e and greedy are the issue's
 #: baselines, the others the local objectives for K >= 3.
 METHODS: Dict[str, Method] = {
@@ -39,11 +42,11 @@ METHODS: Dict[str, Method] = {
                                               max_pixels_per_class=64)}),
     'auglocal': Method(
         "InfoPro with AugLocal's psi: copies of 3 -> 1 following backbone units, then psi",
-        {'model.local_heads.classifier': dict(type='AugLocalClassifierHead', depth=(3, 1))}),
+        {'model.local_heads.classifier': AUGLOCAL_PSI}),
     'greedy-auglocal': Method(
         "greedy (lambda1=0) with AugLocal's psi (AugLocal itself)",
         {'model.local_loss_weights': [(0.0, 1.0)],
-         'model.local_heads.classifier': dict(type='AugLocalClassifierHead', depth=(3, 1))}),
+         'model.local_heads.classifier': AUGLOCAL_PSI}),
 }
 
 

@@ -20,9 +20,10 @@ from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
 import infopro_seg  # noqa: F401  (registers the models)
+from infopro_seg.planning.benchmark import method_name
 from infopro_seg.planning.benchmark.interleaved import (ALL_COMBINATIONS, format_timing_table,
-                                                        parse_method, plot_memory_vs_time,
-                                                        summarize, time_interleaved)
+                                                        plot_memory_vs_time, summarize,
+                                                        time_interleaved)
 
 #: The planner's memory-balanced cuts at 512x1024, batch 2 (docs/memory.md) for R-101.
 DEFAULT_CUTS = ['1:', '2:layer3.11', '3:layer3.5,layer3.18', '4:layer3.1,layer3.11,layer3.21']
@@ -34,18 +35,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--crop', nargs=2, type=int, default=(64, 128), metavar=('H', 'W'))
     parser.add_argument('--batch', type=int, default=2)
     parser.add_argument('--rounds', type=int, default=5, help='timed rounds after one warm-up')
-    parser.add_argument('--methods', nargs='+', default=list(ALL_COMBINATIONS))
+    parser.add_argument('--methods', nargs='+', default=list(ALL_COMBINATIONS), type=method_name)
     parser.add_argument('--cuts', nargs='+', default=DEFAULT_CUTS, metavar='K:POINTS',
                         help='split points per K, e.g. 2:layer3.11 3:layer3.5,layer3.18')
     parser.add_argument('--threads', type=int, default=0)
     parser.add_argument('--peaks', help='JSON {method: peak / E2E} to show and plot beside')
     parser.add_argument('--out', default='work_dirs/interleaved')
     args = parser.parse_args(argv)
-    for method in args.methods:
-        try:
-            parse_method(method)
-        except ValueError as error:
-            parser.error(str(error))
     if args.rounds < 1:
         parser.error('--rounds must be at least 1')
     if 'e2e' not in args.methods:

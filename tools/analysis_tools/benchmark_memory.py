@@ -29,7 +29,7 @@ import torch
 from mmengine.config import Config, DictAction
 
 from infopro_seg.planning import config_crop_size
-from infopro_seg.planning.benchmark import (DEFAULT_METHODS, format_table, parse_method,
+from infopro_seg.planning.benchmark import (DEFAULT_METHODS, format_table, method_name,
                                             run_benchmark)
 from infopro_seg.utils.memory import GiB
 
@@ -51,7 +51,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--crops', nargs='+', type=_parse_crop, metavar='HxW',
                         help='several crops (plotted against memory), e.g. 256x512 512x1024')
     parser.add_argument('--batch', type=int, default=2, help='images per iteration (default 2)')
-    parser.add_argument('--methods', nargs='+', default=list(DEFAULT_METHODS),
+    parser.add_argument('--methods', nargs='+', default=list(DEFAULT_METHODS), type=method_name,
                         help='e2e, with_cp, amp or infopro-kN, each optionally with +cp and/or '
                         f'+amp (e.g. infopro-k4+cp+amp); default: {" ".join(DEFAULT_METHODS)}')
     parser.add_argument('--iters', type=int, default=3,
@@ -77,11 +77,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='override config settings, key=value (e.g. model.decode_head.'
                         'num_classes=19)')
     args = parser.parse_args(argv)
-    for method in args.methods:
-        try:
-            parse_method(method)
-        except ValueError as error:
-            parser.error(str(error))
     if args.iters < 1:
         parser.error('--iters must be at least 1')
     if args.device == 'cuda' and not torch.cuda.is_available():

@@ -193,11 +193,8 @@ class InfoProBackbone:
             raise ValueError(f'cannot copy {depth} unit(s) after {self.unit_names[unit]}: '
                              f'{len(following)} unit(s) follow it (depth must be >= 1)')
         depth = min(depth, len(following))
-        if depth == 1:
-            chosen = following[:1]
-        else:
-            step = (len(following) - 1) / (depth - 1)
-            chosen = sorted({following[round(i * step)] for i in range(depth)})
+        step = (len(following) - 1) / max(depth - 1, 1)  # >= 1: the picks are distinct
+        chosen = [following[round(i * step)] for i in range(depth)]
         units, copies = self._units(), []
         for index in chosen:
             copied = copy.deepcopy(units[index])

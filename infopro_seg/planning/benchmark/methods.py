@@ -7,6 +7,7 @@ points if it has N-1 of them, else the split planner's for the crop and batch), 
 its backward; not with ``with_cp``) and/or ``+amp``, in that order: ``e2e+cp``,
 ``infopro-k4+cp+amp``, ``with_cp+amp``.
 """
+import argparse
 import copy
 import re
 from typing import List, NamedTuple, Optional, Sequence, Tuple
@@ -64,6 +65,16 @@ def parse_method(name: str) -> Method:
         raise ValueError(f'{name}: K must be at least 1')
     return Method('infopro' if match.group('k') else base, k, cp, amp)
 
+
+
+def method_name(name: str) -> str:
+    """argparse ``type=`` for a method name: ``name`` if :func:`parse_method` takes it, else an
+    argparse error carrying parse_method's message."""
+    try:
+        parse_method(name)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return name
 
 def drop_pretrained(cfg) -> None:
     """No downloads: ``pretrained=None`` and no ``'Pretrained'`` init_cfg anywhere (in place)."""
