@@ -43,8 +43,9 @@ def test_tiny_study_writes_its_table_and_files(tmp_path):
     config = tmp_path / 'tiny.py'
     config.write_text(TINY_CONFIG)
     work = tmp_path / 'study'
-    result = run_tool(config, '--methods', 'e2e', 'greedy', '--iters', '2', '--seeds', '0',
-                      '--work-dir', work, '--data-root', tmp_path / 'data', '--num-train', '4',
+    result = run_tool(config, '--methods', 'e2e', 'greedy', 'infopro-anneal', '--iters', '2',
+                      '--seeds', '0', '--work-dir', work, '--data-root', tmp_path / 'data',
+                      '--num-train', '4',
                       '--num-val', '2', '--image-size', '64', '128')
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
@@ -54,7 +55,7 @@ def test_tiny_study_writes_its_table_and_files(tmp_path):
 
     results = json.loads((work / 'results.json').read_text())
     rows = {row['method']: row for row in results['rows']}
-    assert set(rows) == {'e2e', 'greedy'}
+    assert set(rows) == {'e2e', 'greedy', 'infopro-anneal'}
     assert rows['e2e']['K'] == 1 and rows['greedy']['K'] == 2
     for row in rows.values():
         assert row['status'] == 'ok' and row['iters'] == 2
@@ -74,7 +75,14 @@ def test_tiny_study_writes_its_table_and_files(tmp_path):
     assert e2e_cfg.randomness.seed == 0 and e2e_cfg.train_cfg.max_iters == 2
     with open(work / 'summary.csv') as f:
         summary = list(csv.DictReader(f))
-    assert [s['method'] for s in summary] == ['e2e', 'greedy']
+    assert [s['method'] for s in summary] == ['e2e', 'greedy', 'infopro-anneal']
+    # The anneal hook ran inside the Runner: lambda1 logged below the config's 1.5 (iteration 1
+    # of 2 trains at 0.75), both module-1 losses trained.
+    scalars = next((work / 'infopro-anneal' / 'seed0').glob('*/vis_data/scalars.json'))
+    logged = [json.loads(line) for line in scalars.read_text().splitlines()]
+    lambda1 = [entry['m1.lambda1'] for entry in logged if 'm1.lambda1' in entry]
+    assert lambda1 and all(0 < value < 1.5 for value in lambda1)
+    assert {'m1.loss_recon', 'm1.loss_ce'} <= set(rows['infopro-anneal']['losses'])
     assert (work / 'runs.csv').is_file() and (work / 'table.txt').is_file()
     assert (work / 'miou_vs_memory.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
@@ -105,7 +113,7 @@ def test_missing_config_fails_clearly(tmp_path):
 
 def test_every_method_builds_on_the_study_config():
     import infopro_seg  # noqa: F401
-    from mmseg.registry import MODELS
+    from mmseg.registry import HOOKS, MODELS
     from mmseg.utils import register_all_modules
 
     from infopro_seg.study.methods import METHODS
@@ -118,6 +126,11 @@ def test_every_method_builds_on_the_study_config():
         assert model.backbone.num_modules == expected_k.get(name, 4), name
         assert cfg.train_dataloader.dataset.data_root == '/data'
         assert cfg.param_scheduler[0].end == 10 and cfg.val_evaluator.type == 'PerClassIoUMetric'
+    # A method's hooks join the config's own (the safe-loading hook stays).
+    anneal = run_config(str(STUDY_CFG), 'infopro-anneal-half', 0, None, None)
+    assert [hook['type'] for hook in anneal.custom_hooks] == [
+        'SafeCheckpointLoadingHook', 'LocalLossWeightAnnealHook']
+    assert HOOKS.build(anneal.custom_hooks[-1]).end == 0.5
     paper = MODELS.build(run_config(str(STUDY_CFG), 'infopro-paper', 0, None, None).model)
     assert paper.loss_weights == [(5.0, 0.0), (2.75, 0.5), (0.5, 1.0)]
     assert 'classifier' not in paper.local_heads[0]  # lambda2 = 0 builds no psi

@@ -1,6 +1,6 @@
 """The methods a study compares, each a set of config overrides over the study's config."""
 from dataclasses import dataclass, field
-from typing import Dict, Iterable
+from typing import Dict, Iterable, Tuple
 
 from mmengine.config import Config
 
@@ -13,9 +13,11 @@ class Method:
         description: One line for the table's legend.
         overrides: ``{dotted key: value}`` as for ``--cfg-options`` (a dict value carrying
             ``_delete_=True`` replaces the config's value instead of merging into it).
+        hooks: Hook configs appended to the config's ``custom_hooks``.
     """
     description: str
     overrides: Dict[str, object] = field(default_factory=dict)
+    hooks: Tuple[dict, ...] = ()
 
 
 #: AugLocal's psi as the study uses it: 3 copied units for local module 1 down to 1 for the last.
@@ -43,6 +45,12 @@ METHODS: Dict[str, Method] = {
     'auglocal': Method(
         "InfoPro with AugLocal's psi: copies of 3 -> 1 following backbone units, then psi",
         {'model.local_heads.classifier': AUGLOCAL_PSI}),
+    'infopro-anneal': Method(
+        "InfoPro with its loss weights annealed linearly to greedy's (0, 1) over the run",
+        hooks=(dict(type='LocalLossWeightAnnealHook', to=(0.0, 1.0)), )),
+    'infopro-anneal-half': Method(
+        "InfoPro annealed linearly to greedy's (0, 1) by half of the run, greedy after",
+        hooks=(dict(type='LocalLossWeightAnnealHook', to=(0.0, 1.0), end=0.5), )),
     'greedy-auglocal': Method(
         "greedy (lambda1=0) with AugLocal's psi (AugLocal itself)",
         {'model.local_loss_weights': [(0.0, 1.0)],
@@ -63,9 +71,12 @@ def apply_method(cfg: Config, name: str) -> Config:
     if cfg.model.get('type') != 'InfoProEncoderDecoder':
         raise ValueError(f"the study needs an InfoProEncoderDecoder config, got model type "
                          f"{cfg.model.get('type')!r}")
-    overrides = METHODS[name].overrides
-    if overrides:
-        cfg.merge_from_dict(dict(overrides))
+    method = METHODS[name]
+    if method.overrides:
+        cfg.merge_from_dict(dict(method.overrides))
+    if method.hooks:
+        cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [dict(hook)
+                                                                        for hook in method.hooks]
     return cfg
 
 

@@ -241,7 +241,8 @@ class InfoProEncoderDecoder(EncoderDecoder):
             heads, checkpoint_heads = [], []
             if k < len(self.local_heads):
                 for name, head in self.local_heads[k].items():
-                    weight = self.loss_weights[k][0 if name == 'reconstruction' else 1]
+                    # Read at every forward: LocalLossWeightAnnealHook changes loss_weights.
+                    weight = partial(self.local_loss_weight, k, name)
                     heads.append((f'm{k + 1}', head, name, weight))
                     checkpoint_heads.append(self.checkpointing['local_heads'])
             else:
@@ -256,6 +257,11 @@ class InfoProEncoderDecoder(EncoderDecoder):
             modules.append(LocalModule(part, heads, self.train_cfg, checkpoint_heads,
                                        checkpoint_units=self.checkpointing['backbone']))
         return modules
+
+    def local_loss_weight(self, module: int, kind: str) -> float:
+        """The current loss weight of local module ``module``'s ``kind`` head (lambda1 for
+        ``'reconstruction'``, lambda2 for ``'classifier'``)."""
+        return self.loss_weights[module][0 if kind == 'reconstruction' else 1]
 
     def reconstruction_target(self, inputs: torch.Tensor) -> torch.Tensor:
         """The augmented crops before normalisation, in [0, 1] (the w target).

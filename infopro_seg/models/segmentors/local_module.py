@@ -1,5 +1,5 @@
 """One gradient-isolated local module: a run of backbone units plus the heads its loss trains."""
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
@@ -27,7 +27,9 @@ class LocalModule(nn.Module):
     Args:
         backbone_part: The module's backbone units.
         heads: ``(log prefix, head, kind, loss weight)`` for every head this module's loss trains;
-            kind is one of :data:`HEAD_KINDS`; the weight scales the head's ``loss*`` entries.
+            kind is one of :data:`HEAD_KINDS`; the weight scales the head's ``loss*`` entries. A
+            weight may be a callable returning it, read at every forward: a schedule changes it
+            while the module lives on (e.g. inside its DDP wrapper).
         train_cfg: The segmentor's ``train_cfg``, passed to mmseg heads.
         checkpoint_heads: One entry per head: ``False``, or recompute it in this module's
             backward instead of keeping its activations, as one region (``'head'``) or layer by
@@ -39,7 +41,7 @@ class LocalModule(nn.Module):
 
     def __init__(self,
                  backbone_part: BackbonePart,
-                 heads: Sequence[Tuple[str, nn.Module, str, float]],
+                 heads: Sequence[Tuple[str, nn.Module, str, Union[float, Callable[[], float]]]],
                  train_cfg: Optional[dict] = None,
                  checkpoint_heads: Sequence[Union[bool, str]] = (),
                  checkpoint_units: bool = False):
@@ -79,6 +81,7 @@ class LocalModule(nn.Module):
         losses = {}
         for head, (prefix, kind, weight), checkpointed in zip(self.heads, self.head_specs,
                                                               self.checkpoint_heads):
+            weight = weight() if callable(weight) else weight
             if checkpointed:
                 head_losses = checkpointed_head_loss(head, kind, checkpointed, x, all_features,
                                                      data_samples, images, self.train_cfg)
