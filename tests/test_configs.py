@@ -27,6 +27,9 @@ EXPECTED = {
     'configs/demo/deeplabv3_r18_infopro_synthetic.py': (2, ['layer3.0'], (1.5, 1.0)),
     'configs/study/deeplabv3_r18_k4_synthetic.py':
     (4, ['layer1.1', 'layer2.1', 'layer3.1'], (3.0, 0.5)),
+    'configs/study/deeplabv3_r18_k8_synthetic.py':
+    (8, ['layer1.0', 'layer1.1', 'layer2.0', 'layer2.1', 'layer3.0', 'layer3.1', 'layer4.0'],
+     (3.0, 0.5)),
     'configs/study/deeplabv3_r18_k4_supcon_synthetic.py':
     (4, ['layer1.1', 'layer2.1', 'layer3.1'], (3.0, 0.5)),
     'configs/study/deeplabv3_r18_k4_auglocal_synthetic.py':

@@ -34,6 +34,13 @@ METHODS: Dict[str, Method] = {
     'infopro-paper': Method(
         "InfoPro with the paper's K>2 schedule: (lambda1, lambda2) linear (5, 0) -> (0.5, 1)",
         {'model.local_loss_weights': dict(_delete_=True, first=(5.0, 0.0), last=(0.5, 1.0))}),
+    'infopro-1.5': Method(
+        "InfoPro with the K=2 configs' (lambda1, lambda2) = (1.5, 1) on every local module",
+        {'model.local_loss_weights': [(1.5, 1.0)]}),
+    'infopro-0.5': Method(
+        'InfoPro with (lambda1, lambda2) = (0.5, 1) on every local module: a third of the '
+        'reconstruction weight',
+        {'model.local_loss_weights': [(0.5, 1.0)]}),
     'recon-light': Method(
         'InfoPro with a lighter reconstruction decoder w (widths 8, 4, 4)',
         {'model.local_heads.reconstruction.channels': (8, 4, 4)}),
