@@ -14,13 +14,13 @@ CONFIGS = sorted(str(p.relative_to(REPO)) for p in (REPO / 'configs').rglob('*.p
 EXPECTED = {
     'configs/deeplabv3_r50_infopro_cityscapes.py': (2, ['layer3.3'], (1.5, 1.0)),
     'configs/deeplabv3_r101_infopro_cityscapes.py': (2, ['layer3.12'], (1.5, 1.0)),
-    'configs/deeplabv3_r101_infopro-k3_cityscapes.py': (3, ['layer3.5', 'layer3.18'], (3.0, 0.5)),
+    'configs/deeplabv3_r101_infopro-k3_cityscapes.py': (3, ['layer3.5', 'layer3.18'], (0.5, 1.0)),
     'configs/deeplabv3_r101_infopro-k4_cityscapes.py':
-    (4, ['layer3.1', 'layer3.11', 'layer3.21'], (3.0, 0.5)),
+    (4, ['layer3.1', 'layer3.11', 'layer3.21'], (0.5, 1.0)),
     'configs/deeplabv3_r101_infopro-k4-cp_cityscapes.py':
-    (4, ['layer3.1', 'layer3.11', 'layer3.21'], (3.0, 0.5)),
+    (4, ['layer3.1', 'layer3.11', 'layer3.21'], (0.5, 1.0)),
     'configs/deeplabv3_r101_infopro-k4-cp_cityscapes-1024x2048.py':
-    (4, ['layer3.1', 'layer3.11', 'layer3.21'], (3.0, 0.5)),
+    (4, ['layer3.1', 'layer3.11', 'layer3.21'], (0.5, 1.0)),
     'configs/deeplabv3_r101_infopro_4xb3_cityscapes.py': (2, ['layer3.12'], (1.0, 0.1)),
     'configs/deeplabv3_r101_infopro_cityscapes-640x1280.py': (2, ['layer3.12'], (2.0, 1.0)),
     'configs/deeplabv3_r101_greedy_cityscapes.py': (2, ['layer3.12'], (0.0, 1.0)),
@@ -37,7 +37,7 @@ EXPECTED = {
     # mmseg's other DeepLabs (issue 9): cuts from plan_splits.py, lambdas as for Cityscapes.
     'configs/deeplabv3plus_r101_infopro_cityscapes.py': (2, ['layer3.16'], (1.5, 1.0)),
     'configs/deeplabv3plus_r101_infopro-k4_cityscapes.py':
-    (4, ['layer3.0', 'layer3.14', 'layer4.1'], (3.0, 0.5)),
+    (4, ['layer3.0', 'layer3.14', 'layer4.1'], (0.5, 1.0)),
     'configs/deeplabv3_mobilenetv2_infopro_cityscapes.py': (2, ['layer5.1'], (1.5, 1.0)),
     'configs/deeplabv3plus_mobilenetv2_infopro_cityscapes.py': (2, ['layer6.0'], (1.5, 1.0)),
     'configs/deeplabv3plus_s101_infopro_cityscapes.py': (2, ['layer3.14'], (1.5, 1.0)),

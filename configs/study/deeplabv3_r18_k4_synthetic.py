@@ -1,6 +1,7 @@
 # The accuracy study's model (issue 12): the demo's DeepLab-V3 R-18 on the synthetic set, cut
 # into K=4 modules at the stage boundaries (stem+layer1 | layer2 | layer3 | layer4 + heads),
-# with the loss-weight schedule of the project's R-101 K=4 config. The methods compared by
+# with the loss-weight schedule the R-101 K=3/K=4 configs had before the study (its `infopro`
+# row); they now use the `infopro-0.5` row's weights. The methods compared by
 # tools/analysis_tools/compare_methods.py are overrides of this config.
 _base_ = '../demo/deeplabv3_r18_infopro_synthetic.py'
 
