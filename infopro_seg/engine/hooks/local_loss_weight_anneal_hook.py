@@ -73,8 +73,8 @@ class LocalLossWeightAnnealHook(Hook):
                     raise ValueError(
                         f'LocalLossWeightAnnealHook cannot raise {name} of local module {k + 1} '
                         f'from 0 to {self.to[index]}: a weight of 0 in model.local_loss_weights '
-                        f'builds no {kind} head. Fix: start it above 0 in the config or set '
-                        f'to=({self.to[0]}, {self.to[1]}) with {name}=0')
+                        f'builds no {kind} head. Fix: start it above 0 in the config, or give '
+                        f'to= a {name} of 0')
 
     def progress(self, iteration: int, max_iters: int) -> float:
         """How far the weights have moved at ``iteration``: 0 (config) to 1 (``to``)."""
