@@ -45,8 +45,7 @@ def test_tiny_study_writes_its_table_and_files(tmp_path):
     work = tmp_path / 'study'
     result = run_tool(config, '--methods', 'e2e', 'greedy', 'infopro-anneal', '--iters', '2',
                       '--seeds', '0', '--work-dir', work, '--data-root', tmp_path / 'data',
-                      '--num-train', '4',
-                      '--num-val', '2', '--image-size', '64', '128')
+                      '--num-train', '4', '--num-val', '2', '--image-size', '64', '128')
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert 'generated a synthetic Cityscapes set' in output

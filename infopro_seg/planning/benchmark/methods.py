@@ -66,7 +66,6 @@ def parse_method(name: str) -> Method:
     return Method('infopro' if match.group('k') else base, k, cp, amp)
 
 
-
 def method_name(name: str) -> str:
     """argparse ``type=`` for a method name: ``name`` if :func:`parse_method` takes it, else an
     argparse error carrying parse_method's message."""
@@ -75,6 +74,7 @@ def method_name(name: str) -> str:
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return name
+
 
 def drop_pretrained(cfg) -> None:
     """No downloads: ``pretrained=None`` and no ``'Pretrained'`` init_cfg anywhere (in place)."""
