@@ -128,11 +128,6 @@ class InfoProBackbone:
         """Length of the backbone's output tuple."""
         return len(self.out_indices)
 
-    def output_positions(self, in_index: Union[int, Sequence[int]]) -> List[int]:
-        """Positions in the output tuple that a head with this ``in_index`` reads."""
-        in_index = in_index if isinstance(in_index, (list, tuple)) else [in_index]
-        return [i % self.num_outputs for i in in_index]
-
     def output_unit(self, position: int) -> int:
         """The unit that produces the ``position``-th backbone output."""
         return self.stage_end_unit(self.out_indices[position])
