@@ -30,7 +30,6 @@ report a peak that is too low. The reentrant variant needs an input that require
 back-propagate into the region's parameters; where there is none (the image, a detached module
 input) a zero-size anchor that does is passed along.
 """
-import copy
 from contextlib import contextmanager, nullcontext
 from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
@@ -259,23 +258,64 @@ def _is_layer(module: nn.Module) -> bool:
     return isinstance(module, (ConvModule, DepthwiseSeparableConvModule))
 
 
-def layer_checkpointed_view(module: nn.Module) -> nn.Module:
-    """A view of ``module`` whose conv-norm-activation layers each run through
-    :class:`CheckpointedUnit`; the module itself is left untouched.
+def _outermost_layers(module: nn.Module) -> Iterator[Tuple[nn.Module, str, nn.Module]]:
+    """``(parent, name, layer)`` for every conv-norm-activation layer inside ``module`` that is
+    not itself inside such a layer."""
+    for name, child in module.named_children():
+        if _is_layer(child):
+            yield module, name, child
+        else:
+            yield from _outermost_layers(child)
 
-    Containers on the way to a layer are shallow copies (same parameters, buffers, hooks and
-    code, a new table of children), so the head's own ``forward`` runs unchanged and calls the
-    wrapped layers. Each layer keeps only its input; one layer at a time is recomputed.
+
+class LayerCheckpointedView(nn.Module):
+    """Runs a module with each of its conv-norm-activation layers through
+    :class:`CheckpointedUnit`.
+
+    For the duration of a call, every such layer is registered in its parent under its own name
+    wrapped in a :class:`CheckpointedUnit` (``register_module``), and put back when the call
+    returns or raises; so the module's own ``forward`` runs unchanged and calls the wrapped
+    layers, and outside the call the module is as it was (its parameters, names and state dict
+    never change). A recomputation in backward runs the layer itself, not its parent, so it does
+    not depend on the swap.
+
+    Args:
+        module: A module containing :class:`~mmcv.cnn.ConvModule` or
+            :class:`~mmcv.cnn.DepthwiseSeparableConvModule` layers.
+    """
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+        # A plain list: the parents and layers are registered in ``module`` already.
+        self.sites = list(_outermost_layers(module))
+
+    @contextmanager
+    def _layers_wrapped(self) -> Iterator[None]:
+        for parent, name, layer in self.sites:
+            parent.register_module(name, CheckpointedUnit(layer))
+        try:
+            yield
+        finally:
+            for parent, name, layer in self.sites:
+                parent.register_module(name, layer)
+
+    def forward(self, *args, **kwargs):
+        with self._layers_wrapped():
+            return self.module(*args, **kwargs)
+
+
+def layer_checkpointed_view(module: nn.Module) -> nn.Module:
+    """``module`` with each conv-norm-activation layer run through :class:`CheckpointedUnit`
+    (:class:`LayerCheckpointedView`); the module itself is left as it is.
+
+    Each layer keeps only its input; one layer at a time is recomputed. A module that is a layer
+    itself is one :class:`CheckpointedUnit`; a module without layers is returned as it is.
     """
     if _is_layer(module):
         return CheckpointedUnit(module)
-    children = {name: layer_checkpointed_view(child) if child is not None else None
-                for name, child in module._modules.items()}
-    if all(children[name] is child for name, child in module._modules.items()):
-        return module
-    view = copy.copy(module)
-    view.__dict__['_modules'] = children
-    return view
+    view = LayerCheckpointedView(module)
+    return view if view.sites else module
 
 
 def guard_with_cp_blocks(backbone: nn.Module) -> List[BlockCheckpointGuard]:
