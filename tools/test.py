@@ -7,8 +7,9 @@ import argparse
 from mmengine.config import DictAction
 
 import infopro_seg  # noqa: F401  (registers the models)
-from infopro_seg.engine.cli import (UsageError, build_runner, check_data_roots, load_config,
-                                    run_cli, set_local_rank)
+from infopro_seg.engine.cli import (UsageError, add_debug_argument, build_runner,
+                                    check_data_roots, load_config, run_cli, set_local_rank)
+from infopro_seg.engine.config_check import check_config
 from infopro_seg.fileio import safe_checkpoint_loading
 
 
@@ -20,8 +21,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out', help='save predictions (and, with CityscapesMetric, the '
                         'benchmark-server export) to this directory')
     parser.add_argument('--show', action='store_true', help='show predictions')
-    parser.add_argument('--show-dir', help='save visualised predictions to this directory '
-                        '(under the work dir)')
+    parser.add_argument('--show-dir', help='save visualised predictions under this directory '
+                        "(as mmseg's tools/test.py: relative to the current directory, not to "
+                        'the work dir)')
     parser.add_argument('--wait-time', type=float, default=2, help='seconds per shown image')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value')
@@ -30,6 +32,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--tta', action='store_true', help='multi-scale + flip test-time '
                         "augmentation (the config's tta_pipeline)")
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_debug_argument(parser)
     args = parser.parse_args()
     set_local_rank(args.local_rank)
     return args
@@ -39,6 +42,8 @@ def main() -> None:
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     cfg.load_from = args.checkpoint
+    check_data_roots(cfg, ['test_dataloader'])
+    check_config(cfg, training=False)
     if args.show or args.show_dir:
         hook = cfg.default_hooks.get('visualization')
         if hook is None:
@@ -57,7 +62,6 @@ def main() -> None:
     if args.out is not None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
-    check_data_roots(cfg, ['test_dataloader'])
     with safe_checkpoint_loading():
         build_runner(cfg).test()
 

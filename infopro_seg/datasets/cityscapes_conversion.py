@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Union
 
+from ..errors import ConfigError
 from ..fileio.atomic import atomic_path, remove_temp_files
 
 POLYGON_SUFFIX = '_gtFine_polygons.json'
@@ -83,6 +84,36 @@ def find_polygon_files(data_root: PathLike) -> list:
             f"no '*{POLYGON_SUFFIX}' files found under '{root / 'gtFine'}'. Expected layout:\n"
             f'{_LAYOUT.format(root=root)}\n{_HOW_TO_GET}')
     return files
+
+
+def check_labels_converted(data_root: PathLike, seg_map_path: str = 'gtFine') -> None:
+    """Refuses a Cityscapes label folder whose polygons have no ``labelTrainIds`` PNG yet.
+
+    mmseg's ``CityscapesDataset`` reads ``*_gtFine_labelTrainIds.png``, which neither the
+    official download nor the synthetic generator contains: without the conversion, training
+    fails at its first iteration on a missing file. A folder that does not exist is left to the
+    caller (it names the folder and where to get the data).
+
+    Args:
+        data_root: The dataset's ``data_root`` (the converter's argument).
+        seg_map_path: The label folder relative to ``data_root`` (``data_prefix.seg_map_path``).
+
+    Raises:
+        ConfigError: Some or all labels are missing; the message names the converter command.
+    """
+    folder = Path(data_root) / seg_map_path
+    if not folder.is_dir():
+        return
+    polygons = labels = 0
+    for path in folder.rglob('*_gtFine_*'):
+        polygons += path.name.endswith(POLYGON_SUFFIX)
+        labels += path.name.endswith(LABEL_SUFFIX)
+    if labels == 0 or labels < polygons:
+        found = f'{polygons - labels} of {polygons}' if polygons else 'all'
+        raise ConfigError(
+            f"{folder}: {found} label images '*{LABEL_SUFFIX}' are missing (Cityscapes ships "
+            'polygons; mmseg reads label images). Fix: python tools/dataset_converters/'
+            f'cityscapes.py {data_root}')
 
 
 def _is_up_to_date(label_path: Path, json_path: Path) -> bool:

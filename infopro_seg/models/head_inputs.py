@@ -17,8 +17,10 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
+from ..errors import ConfigError
 
-class HeadInputError(ValueError):
+
+class HeadInputError(ConfigError):
     """A head cannot run on the backbone outputs it is given (raised when the model is built)."""
 
 

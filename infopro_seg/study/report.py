@@ -112,17 +112,23 @@ def write_json(data: Dict, path: str) -> None:
     atomic_write_bytes((json.dumps(data, indent=2) + '\n').encode(), path)
 
 
-def plot_miou_vs_memory(summaries: List[dict], path: str, title: str) -> bool:
-    """Scatter of mIoU (mean, spread as error bar) against peak memory; False if no method has
-    both figures (nothing written)."""
+def draw_miou_vs_memory(summaries: List[dict], title: str):
+    """The figure of :func:`plot_miou_vs_memory`, or ``None`` if no method has both figures.
+
+    Args:
+        summaries: :func:`summarise`'s summaries.
+        title: The plot's title.
+
+    Returns:
+        matplotlib.figure.Figure or None: The figure, with numbered linear axes.
+    """
     points = [s for s in summaries if s.get('runs') and s.get('peak_mb') is not None
               and not math.isnan(s['miou_mean'])]
     if not points:
-        return False
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
+        return None
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     for s in points:
         ax.errorbar(s['peak_mb'], s['miou_mean'], yerr=s['miou_std'], fmt='o', capsize=3)
         ax.annotate(f"{s['method']} (K={s['K']})", (s['peak_mb'], s['miou_mean']),
@@ -132,7 +138,15 @@ def plot_miou_vs_memory(summaries: List[dict], path: str, title: str) -> bool:
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def plot_miou_vs_memory(summaries: List[dict], path: str, title: str) -> bool:
+    """Scatter of mIoU (mean, spread as error bar) against peak memory; False if no method has
+    both figures (nothing written)."""
+    fig = draw_miou_vs_memory(summaries, title)
+    if fig is None:
+        return False
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format='png', dpi=120)
-    plt.close(fig)
     return True

@@ -20,6 +20,7 @@ from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
 import infopro_seg  # noqa: F401  (registers the models)
+from infopro_seg.engine.cli import ConfigError, add_debug_argument, run_cli
 from infopro_seg.planning.benchmark import method_name
 from infopro_seg.planning.benchmark.interleaved import (ALL_COMBINATIONS, format_timing_table,
                                                         plot_memory_vs_time, summarize,
@@ -41,6 +42,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=0)
     parser.add_argument('--peaks', help='JSON {method: peak / E2E} to show and plot beside')
     parser.add_argument('--out', default='work_dirs/interleaved')
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error('--rounds must be at least 1')
@@ -53,11 +55,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     warnings.filterwarnings('ignore')
     MMLogger.get_instance('mmengine', log_level='WARNING')
+    if not osp.isfile(args.config):
+        raise ConfigError(f'config file {args.config} not found')
     cfg = Config.fromfile(args.config)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     cuts = {}
     for item in args.cuts:
         k, _, points = item.partition(':')
+        if not k.isdigit():
+            raise ConfigError(f'--cuts {item}: write K:POINTS, e.g. 2:layer3.11')
         cuts[int(k)] = [p for p in points.split(',') if p]
     times = time_interleaved(cfg, args.methods, cuts, args.crop, args.batch, args.rounds,
                              args.threads)
@@ -84,4 +90,4 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

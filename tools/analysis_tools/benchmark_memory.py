@@ -23,11 +23,16 @@ Writes ``results.csv``, ``results.json`` and ``memory_vs_crop.png`` to ``--out``
 import argparse
 import os.path as osp
 import re
+import sys
 from typing import Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
 
+import infopro_seg  # noqa: F401  (registers the models)
+from infopro_seg.engine.cli import ConfigError, add_debug_argument, run_cli
+from infopro_seg.engine.method_check import check_benchmark_methods
 from infopro_seg.planning import config_crop_size
 from infopro_seg.planning.benchmark import (DEFAULT_METHODS, format_table, method_name,
                                             run_benchmark)
@@ -76,26 +81,37 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value (e.g. model.decode_head.'
                         'num_classes=19)')
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     if args.iters < 1:
         parser.error('--iters must be at least 1')
+    if args.batch < 1:
+        parser.error('--batch must be at least 1')
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: no CUDA device here')
     return args
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Benchmark every method and crop, print the table, write CSV, JSON and the plot."""
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Benchmark every method and crop, print the table, write CSV, JSON and the plot.
+
+    Returns:
+        int: 0, or 1 when any requested method failed (the others still ran).
+    """
     args = parse_args(argv)
+    if not osp.isfile(args.config):
+        raise ConfigError(f'config file {args.config} not found')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
     crops = list(args.crops or []) + ([tuple(args.crop)] if args.crop else [])
     if not crops:
-        cfg = Config.fromfile(args.config)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
         crop = config_crop_size(cfg)
         if crop is None:
-            raise SystemExit('error: the config names no crop size; pass --crop H W')
+            raise ConfigError('the config names no crop size; pass --crop H W')
         crops = [crop]
+    check_benchmark_methods(cfg, args.methods, crops[0], args.batch)
     rows = run_benchmark(
         args.config, crops, args.methods, args.batch, args.out, iters=args.iters,
         device=args.device, meta=args.meta,
@@ -103,7 +119,16 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         threads=args.threads, cfg_options=args.cfg_options, append=args.append)
     print(format_table(rows, args.device))
     print(f'\nwrote {osp.join(args.out, "results.csv")}, results.json, memory_vs_crop.png')
+    requested = {(method, f'{h}x{w}', args.batch) for method in args.methods for h, w in crops}
+    failed = [row for row in rows if row.get('figure') == 'failed'
+              and (row['method'], row['crop'], row['batch']) in requested]
+    if failed:
+        print(f'error: {len(failed)} of {len(requested)} benchmark runs failed: '
+              + '; '.join(f"{row['method']} at {row['crop']}: {row.get('note', '')}"
+                          for row in failed), file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

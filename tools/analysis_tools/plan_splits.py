@@ -31,7 +31,7 @@ from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
 import infopro_seg  # noqa: F401  (registers the models)
-from infopro_seg.engine.cli import UsageError, run_cli
+from infopro_seg.engine.cli import UsageError, add_debug_argument, run_cli
 from infopro_seg.planning import (budget_candidates, cheapest_fitting, config_batch_size,
                                   config_crop_size, config_cuts, config_optimizer, evaluate_cuts,
                                   format_candidates, naive_cuts, no_fit_message,
@@ -66,9 +66,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         "'cpu'/'cuda' (needs E2E training memory)")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value')
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     if args.num_modules is None and args.budget_gb is None:
         parser.error('give -k K, --budget-gb X, or both')
+    if args.budget_gb is not None and not args.budget_gb > 0:
+        parser.error(f'--budget-gb must be a positive number of GiB, got {args.budget_gb:g}')
+    if args.batch is not None and args.batch < 1:
+        parser.error(f'--batch must be at least 1, got {args.batch}')
     return args
 
 

@@ -7,7 +7,7 @@ loaded weights-only (stock mmengine / mmseg training checkpoints included).
 """
 import argparse
 
-from infopro_seg.engine.cli import run_cli
+from infopro_seg.engine.cli import add_debug_argument, run_cli
 from infopro_seg.engine.publish import TRAINING_ONLY_PREFIXES, publish_checkpoint
 
 
@@ -17,6 +17,7 @@ def main() -> None:
     parser.add_argument('out_file', help='output checkpoint (.pth)')
     parser.add_argument('--no-hash', action='store_true',
                         help='do not append the SHA-256 prefix to the file name')
+    add_debug_argument(parser)
     args = parser.parse_args()
     if not args.out_file.endswith('.pth'):
         parser.error('out_file must end with .pth')

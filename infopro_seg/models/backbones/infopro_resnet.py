@@ -6,6 +6,7 @@ from mmseg.models.backbones import ResNet
 from mmseg.registry import MODELS
 from torch import nn
 
+from ...errors import ConfigError
 from ..splits import SplitPoint
 from .infopro_backbone import BackbonePart, InfoProBackbone
 
@@ -86,7 +87,7 @@ class InfoProResNet(ResNetUnits, ResNet):
                  variant: str = 'ResNet',
                  **kwargs):
         if variant not in RESNET_VARIANTS:
-            raise ValueError(f'unknown ResNet variant {variant!r}; choose one of '
-                             f'{sorted(RESNET_VARIANTS)}')
+            raise ConfigError(f'unknown ResNet variant {variant!r}; choose one of '
+                              f'{sorted(RESNET_VARIANTS)}')
         super().__init__(split_points=split_points, **{**RESNET_VARIANTS[variant], **kwargs})
         self.variant = variant

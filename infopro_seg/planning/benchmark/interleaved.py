@@ -128,13 +128,20 @@ def format_timing_table(rows: List[dict], peaks: Dict[str, float] = None) -> str
     return '\n'.join(lines)
 
 
-def plot_memory_vs_time(rows: List[dict], peaks: Dict[str, float], path: str,
-                        title: str) -> None:
-    """One point per method: peak / E2E against CPU time / E2E."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 5))
+def draw_memory_vs_time(rows: List[dict], peaks: Dict[str, float], title: str):
+    """The figure of :func:`plot_memory_vs_time` (not written anywhere).
+
+    Args:
+        rows: :func:`summarize`'s rows.
+        peaks: Peak / E2E per method; methods without one are left out.
+        title: The plot's title.
+
+    Returns:
+        matplotlib.figure.Figure: The figure, with numbered linear axes.
+    """
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(7, 5))
+    ax = fig.subplots()
     for row in rows:
         if row['method'] not in peaks:
             continue
@@ -147,5 +154,10 @@ def plot_memory_vs_time(rows: List[dict], peaks: Dict[str, float], path: str,
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
+
+
+def plot_memory_vs_time(rows: List[dict], peaks: Dict[str, float], path: str,
+                        title: str) -> None:
+    """One point per method: peak / E2E against CPU time / E2E, written to ``path``."""
+    draw_memory_vs_time(rows, peaks, title).savefig(path, dpi=120)
