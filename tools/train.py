@@ -8,8 +8,10 @@ import argparse
 from mmengine.config import DictAction
 
 import infopro_seg  # noqa: F401  (registers the models)
-from infopro_seg.engine.cli import (build_runner, check_data_roots, enable_amp, load_config,
-                                    run_cli, set_local_rank, use_atomic_checkpoint_writes)
+from infopro_seg.engine.cli import (add_debug_argument, build_runner, check_data_roots,
+                                    enable_amp, load_config, run_cli, set_local_rank,
+                                    use_atomic_checkpoint_writes)
+from infopro_seg.engine.config_check import check_config
 from infopro_seg.fileio import safe_checkpoint_loading
 
 
@@ -27,6 +29,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_debug_argument(parser)
     args = parser.parse_args()
     set_local_rank(args.local_rank)
     return args
@@ -44,6 +47,7 @@ def main() -> None:
         cfg.resume = True
         cfg.load_from = args.resume
     check_data_roots(cfg, ['train_dataloader', 'val_dataloader'])
+    check_config(cfg, training=True)
     use_atomic_checkpoint_writes(cfg)
     with safe_checkpoint_loading():
         build_runner(cfg).train()

@@ -17,6 +17,8 @@ K split points give K + 1 local modules; no split point is ordinary end-to-end t
 import re
 from typing import List, Sequence, Tuple, Union
 
+from ..errors import ConfigError
+
 SplitPoint = Union[str, Tuple[int, int], List[int]]
 
 #: Split points used in the paper, by name (usable as ``split_points='paper_r101_k2'``).
@@ -41,23 +43,23 @@ def split_point_to_unit_name(split_point: SplitPoint, num_stem_units: int) -> st
     """
     if isinstance(split_point, (tuple, list)):
         if len(split_point) != 2 or not all(isinstance(v, int) for v in split_point):
-            raise ValueError(
+            raise ConfigError(
                 f'invalid split point {split_point!r}: a pair must be (stage, block) of two '
                 "integers, e.g. (3, 12) for 'layer3.12'")
         stage, block = split_point
         return f'stem.{block}' if stage == 0 else f'layer{stage}.{block}'
     if not isinstance(split_point, str):
-        raise TypeError(f'invalid split point {split_point!r}: use a name such as '
-                        "'layer3.12' or a (stage, block) pair")
+        raise ConfigError(f'invalid split point {split_point!r}: use a name such as '
+                          "'layer3.12' or a (stage, block) pair")
     match = _NAME_PATTERN.match(split_point.strip())
     if match is None:
-        raise ValueError(f"invalid split point {split_point!r}: expected 'stem', 'stem.<i>' "
-                         "or 'layer<stage>.<block>', e.g. 'layer3.12'")
+        raise ConfigError(f"invalid split point {split_point!r}: expected 'stem', 'stem.<i>' "
+                          "or 'layer<stage>.<block>', e.g. 'layer3.12'")
     if match.group(1) == 'stem' and match.group(3) is None:
         return f'stem.{num_stem_units - 1}'
     if match.group(3) is None:
-        raise ValueError(f"invalid split point {split_point!r}: name the block after which "
-                         f"to cut, e.g. '{split_point}.0'")
+        raise ConfigError(f"invalid split point {split_point!r}: name the block after which "
+                          f"to cut, e.g. '{split_point}.0'")
     return split_point.strip()
 
 
@@ -74,13 +76,13 @@ def resolve_split_points(split_points: Union[str, Sequence[SplitPoint]],
         strictly increasing.
 
     Raises:
-        ValueError: A split point that names no unit, cuts after the last unit (which would leave
+        ConfigError: A split point that names no unit, cuts after the last unit (which would leave
             an empty module), repeats, or is out of order; the message lists the valid names.
     """
     if isinstance(split_points, str):
         if split_points not in SPLIT_PRESETS:
-            raise ValueError(f'unknown split preset {split_points!r}; presets: '
-                             f'{sorted(SPLIT_PRESETS)}, or give a list such as ["layer3.12"]')
+            raise ConfigError(f'unknown split preset {split_points!r}; presets: '
+                              f'{sorted(SPLIT_PRESETS)}, or give a list such as ["layer3.12"]')
         split_points = SPLIT_PRESETS[split_points]
     num_stem_units = sum(name.startswith('stem.') for name in unit_names)
     index_of = {name: i for i, name in enumerate(unit_names)}
@@ -89,20 +91,21 @@ def resolve_split_points(split_points: Union[str, Sequence[SplitPoint]],
     for split_point in split_points:
         name = split_point_to_unit_name(split_point, num_stem_units)
         if name not in index_of:
-            raise ValueError(f'split point {split_point!r} names no unit of this backbone; '
-                             f'valid split points: {valid}')
+            raise ConfigError(f'split point {split_point!r} names no unit of this backbone; '
+                              f'valid split points: {valid} (set model.backbone.split_points '
+                              'to names from this list)')
         index = index_of[name]
         if index == len(unit_names) - 1:
-            raise ValueError(f'split point {split_point!r} is the last unit of the backbone, '
-                             'which would leave the last module empty; valid split points: '
-                             f'{valid}')
+            raise ConfigError(f'split point {split_point!r} is the last unit of the backbone, '
+                              'which would leave the last module empty; valid split points: '
+                              f'{valid}')
         if cuts and index <= cuts[-1]:
-            raise ValueError(f'split points must be distinct and in forward order, got '
-                             f'{list(split_points)!r}')
+            raise ConfigError(f'split points must be distinct and in forward order, got '
+                              f'{list(split_points)!r}')
         cuts.append(index)
     if len(cuts) >= len(unit_names):
-        raise ValueError(f'K={len(cuts) + 1} local modules is more than the backbone has units '
-                         f'({len(unit_names)})')
+        raise ConfigError(f'K={len(cuts) + 1} local modules is more than the backbone has units '
+                          f'({len(unit_names)})')
     return cuts
 
 
@@ -129,12 +132,15 @@ def local_loss_weights(weights: Union[Sequence[Sequence[float]], dict],
 
     Returns:
         list[tuple[float, float]]: ``num_local_modules`` pairs.
+
+    Raises:
+        ConfigError: Weights that are not pairs of numbers, or one pair too many or too few.
     """
     if isinstance(weights, dict):
         unknown = set(weights) - {'first', 'last'}
         if unknown or 'first' not in weights:
-            raise ValueError("a loss-weight schedule is dict(first=(l1, l2), last=(l1, l2)); "
-                             f'got keys {sorted(weights)}')
+            raise ConfigError("a loss-weight schedule is dict(first=(l1, l2), last=(l1, l2)); "
+                              f'got keys {sorted(weights)}')
         first = tuple(float(v) for v in weights['first'])
         last = tuple(float(v) for v in weights.get('last', weights['first']))
         if num_local_modules == 1:
@@ -142,13 +148,17 @@ def local_loss_weights(weights: Union[Sequence[Sequence[float]], dict],
         steps = num_local_modules - 1
         return [tuple(f + (l - f) * i / steps for f, l in zip(first, last))
                 for i in range(num_local_modules)]
-    pairs = [tuple(float(v) for v in pair) for pair in weights]
+    try:
+        pairs = [tuple(float(v) for v in pair) for pair in weights]
+    except (TypeError, ValueError):
+        raise ConfigError(f'local_loss_weights takes (lambda1, lambda2) pairs of numbers, e.g. '
+                          f'[(1.5, 1.0)], got {weights!r}') from None
     if any(len(pair) != 2 for pair in pairs):
-        raise ValueError(f'each local loss weight is a (lambda1, lambda2) pair, got {weights!r}')
+        raise ConfigError(f'each local loss weight is a (lambda1, lambda2) pair, got {weights!r}')
     if len(pairs) == 1 and num_local_modules > 1:
         pairs = pairs * num_local_modules
     if len(pairs) != num_local_modules:
-        raise ValueError(
+        raise ConfigError(
             f'local_loss_weights has {len(pairs)} (lambda1, lambda2) pairs but the split points '
             f'make {num_local_modules} local module(s) before the last one (K='
             f'{num_local_modules + 1}); give one pair per local module, a single pair for all, '

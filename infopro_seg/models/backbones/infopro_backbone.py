@@ -25,6 +25,7 @@ from typing import Dict, List, Sequence, Tuple, Union
 import torch
 from torch import nn
 
+from ...errors import ConfigError
 from ..splits import SplitPoint, resolve_split_points
 
 
@@ -75,9 +76,9 @@ class InfoProBackbone:
 
     def __init__(self, split_points: Union[str, Sequence[SplitPoint]] = (), **kwargs):
         if isinstance(split_points, str) and split_points == 'auto':
-            raise ValueError("split_points='auto' is resolved by InfoProEncoderDecoder from "
-                             'model.split_planner (see infopro_seg.planning); a backbone built on '
-                             'its own needs explicit split points')
+            raise ConfigError("split_points='auto' is resolved by InfoProEncoderDecoder from "
+                              'model.split_planner (see infopro_seg.planning); a backbone built '
+                              'on its own needs explicit split points')
         super().__init__(**kwargs)
         self.unit_names = self._unit_names()
         self.cuts = resolve_split_points(split_points, self.unit_names)

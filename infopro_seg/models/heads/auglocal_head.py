@@ -6,6 +6,8 @@ from mmcv.cnn import ConvModule
 from mmseg.registry import MODELS
 from torch import nn
 
+from ...errors import ConfigError
+
 from .local_classifier_head import LocalClassifierHead
 
 #: ``depth -> [(fresh copy, in_channels, out_channels), ...]`` of the units after one cut (see
@@ -70,11 +72,11 @@ class AugLocalClassifierHead(LocalClassifierHead):
                  norm_cfg: Optional[dict] = dict(type='BN', requires_grad=True),
                  **kwargs):
         if following_units is None:
-            raise ValueError('AugLocalClassifierHead copies the backbone units after its cut: '
-                             'build it through InfoProEncoderDecoder (model.local_heads.'
-                             'classifier), which fills in following_units')
+            raise ConfigError('AugLocalClassifierHead copies the backbone units after its cut: '
+                              'build it through InfoProEncoderDecoder (model.local_heads.'
+                              'classifier), which fills in following_units')
         if not isinstance(depth, int) and len(depth) != 2:
-            raise ValueError(f'depth takes an int or (first, last), got {depth!r}')
+            raise ConfigError(f'depth takes an int or (first, last), got {depth!r}')
         units = following_units(pyramid_depth(depth, module_index, num_local_modules))
         layers, width = [], in_channels
         for unit, unit_in, unit_out in units:

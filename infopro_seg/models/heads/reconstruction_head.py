@@ -10,6 +10,8 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from torch import nn
 
+from ...errors import ConfigError
+
 
 @MODELS.register_module()
 class ReconstructionHead(BaseModule):
@@ -48,13 +50,13 @@ class ReconstructionHead(BaseModule):
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         if loss_type not in ('bce', 'mse'):
-            raise ValueError(f"loss_type must be 'bce' or 'mse', got {loss_type!r}")
+            raise ConfigError(f"loss_type must be 'bce' or 'mse', got {loss_type!r}")
         if in_stride < 2 or 2**int(round(math.log2(in_stride))) != in_stride:
-            raise ValueError(f'in_stride must be a power of two >= 2, got {in_stride}')
+            raise ConfigError(f'in_stride must be a power of two >= 2, got {in_stride}')
         if (target_stride < 1 or 2**int(round(math.log2(target_stride))) != target_stride
                 or target_stride > in_stride):
-            raise ValueError(f'target_stride must be a power of two from 1 to in_stride '
-                             f'({in_stride}), got {target_stride}')
+            raise ConfigError(f'target_stride must be a power of two from 1 to in_stride '
+                              f'({in_stride}), got {target_stride}')
         num_upsamples = int(round(math.log2(in_stride // target_stride)))
         widths = list(channels) + [channels[-1]] * max(0, num_upsamples - len(channels))
         self.loss_type = loss_type

@@ -8,6 +8,8 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from torch import nn
 
+from ...errors import ConfigError
+
 
 def sample_pixels_per_class(labels: torch.Tensor, max_per_class: int,
                             ignore_index: int) -> torch.Tensor:
@@ -110,10 +112,10 @@ class SupConHead(BaseModule):
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         if temperature <= 0:
-            raise ValueError(f'temperature must be positive, got {temperature}')
+            raise ConfigError(f'temperature must be positive, got {temperature}')
         if max_pixels_per_class < 2:
-            raise ValueError('max_pixels_per_class must be at least 2 (a pixel needs a positive), '
-                             f'got {max_pixels_per_class}')
+            raise ConfigError('max_pixels_per_class must be at least 2 (a pixel needs a positive), '
+                              f'got {max_pixels_per_class}')
         self.temperature = temperature
         self.max_pixels_per_class = max_pixels_per_class
         self.loss_weight = loss_weight

@@ -38,6 +38,7 @@ from mmcv.cnn import ConvModule, DepthwiseSeparableConvModule
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ...errors import ConfigError
 from ...utils.meta_autocast import EmulatedAutocast, emulated_autocast_dtype
 
 #: The parts of a local module ``model.checkpointing`` switches, by name.
@@ -68,26 +69,29 @@ def parse_checkpointing(cfg: Union[None, bool, str, dict]) -> Dict[str, Union[bo
         dict: ``backbone``: bool; each head part: ``False``, ``'head'`` or ``'layers'``.
 
     Raises:
-        ValueError: Anything else, naming the accepted forms.
+        ConfigError: Anything else, listing every accepted value.
     """
     if cfg is None or cfg is False:
         return {part: False for part in CHECKPOINT_PARTS}
     if cfg is True or cfg == 'all':
         return dict(DEFAULT_GRANULARITY)
     if not isinstance(cfg, dict):
-        raise ValueError(f"model.checkpointing must be None, True, 'all' or a dict of "
-                         f'{list(CHECKPOINT_PARTS)}, got {cfg!r}')
+        raise ConfigError(
+            f'model.checkpointing={cfg!r} is not a checkpointing setting; it takes None or False '
+            "(off), True or 'all' (every part), or a dict of parts, e.g. "
+            "dict(backbone=True, decode_head='layers'); parts: "
+            f"{', '.join(CHECKPOINT_PARTS)} (e.g. --cfg-options model.checkpointing=True)")
     unknown = sorted(set(cfg) - set(CHECKPOINT_PARTS))
     if unknown:
-        raise ValueError(f'model.checkpointing: unknown part(s) {unknown}; the parts are '
-                         f'{list(CHECKPOINT_PARTS)}')
+        raise ConfigError(f'model.checkpointing: unknown part(s) {unknown}; the parts are '
+                          f"{', '.join(CHECKPOINT_PARTS)}")
     parsed = {}
     for part in CHECKPOINT_PARTS:
         value = cfg.get(part, False)
         allowed = [True, False] + ([] if part == 'backbone' else list(HEAD_GRANULARITIES))
         if not any(value is a if isinstance(a, bool) else value == a for a in allowed):
-            raise ValueError(f'model.checkpointing.{part} must be one of {allowed}, got '
-                             f'{value!r}')
+            raise ConfigError(f'model.checkpointing.{part} must be one of '
+                              f"{', '.join(map(repr, allowed))}, got {value!r}")
         parsed[part] = DEFAULT_GRANULARITY[part] if value is True else value
     return parsed
 
