@@ -12,6 +12,12 @@ the same numbers:
   13 blocks. This is the paper's ResNet-101 K=2 cut (Sec. 4.3, Table 5).
 - ``'stem'`` (the whole stem), ``'stem.0'`` / ``(0, 0)``: cut inside or after the stem.
 
+Hierarchical transformers (MiT, Swin, MSCAN) name their units by module path, as their state
+dict does: ``'layers.2.1.5'`` (MiT: block 5 of stage 2), ``'stages.2.blocks.5'`` (Swin),
+``'block3.5'`` (MSCAN), and the patch embeddings ``'layers.1.0'``, ``'patch_embed'``,
+``'patch_embed2'``. Any unit name is accepted as written; a name that is no unit is refused with
+the valid names listed.
+
 K split points give K + 1 local modules; no split point is ordinary end-to-end training.
 """
 import re
@@ -89,7 +95,13 @@ def resolve_split_points(split_points: Union[str, Sequence[SplitPoint]],
     valid = _describe_units(unit_names)
     cuts = []
     for split_point in split_points:
-        name = split_point_to_unit_name(split_point, num_stem_units)
+        if isinstance(split_point, str) and split_point.strip() in index_of:
+            name = split_point.strip()  # any unit name, e.g. a transformer's 'layers.2.1.5'
+        elif isinstance(split_point, str) and not _NAME_PATTERN.match(split_point.strip()):
+            raise ConfigError(f'invalid split point {split_point!r}: it names no unit of this '
+                              f'backbone; valid split points: {valid}')
+        else:
+            name = split_point_to_unit_name(split_point, num_stem_units)
         if name not in index_of:
             raise ConfigError(f'split point {split_point!r} names no unit of this backbone; '
                               f'valid split points: {valid} (set model.backbone.split_points '
@@ -113,10 +125,13 @@ def _describe_units(unit_names: Sequence[str]) -> str:
     """Summarise the valid split point names of a backbone, e.g. ``stem.0-2, layer1.0-2``."""
     groups = {}
     for name in unit_names[:-1]:
-        prefix, index = name.rsplit('.', 1)
-        groups.setdefault(prefix, []).append(int(index))
-    return ', '.join(f'{prefix}.{min(ids)}-{max(ids)}' if len(ids) > 1 else f'{prefix}.{ids[0]}'
-                     for prefix, ids in groups.items())
+        prefix, _, index = name.rpartition('.')
+        if prefix and index.isdigit():
+            groups.setdefault(prefix, []).append(int(index))
+        else:  # a name without a block number, e.g. Swin's 'patch_embed'
+            groups[name] = []
+    return ', '.join(prefix if not ids else f'{prefix}.{min(ids)}-{max(ids)}' if len(ids) > 1
+                     else f'{prefix}.{ids[0]}' for prefix, ids in groups.items())
 
 
 def local_loss_weights(weights: Union[Sequence[Sequence[float]], dict],

@@ -17,10 +17,13 @@ network loads into mmseg's own config of the same model. An adapter implements f
 - ``out_indices`` (the mmseg backbone's attribute): which stages' last blocks are the outputs.
 
 Stage ``s`` of ``out_indices`` ends at the last unit named ``layer<s + 1>.*``; an adapter whose
-stages are named otherwise overrides :meth:`stage_end_unit`.
+stages are named otherwise overrides :meth:`stage_end_unit` (the transformer adapters name units by
+their module paths, e.g. ``'layers.2.1.5'``). A backbone whose stage output is computed from the
+stage's last unit output rather than being it (Swin's per-stage norm) returns those computations
+from ``_output_taps()``.
 """
 import copy
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -39,12 +42,18 @@ class BackbonePart(nn.Module):
         units: The units in forward order.
         stage_outputs: ``{position in units: position in the backbone's output tuple}`` for each
             unit that ends a stage listed in ``out_indices``.
+        output_taps: ``{position in units: module}`` for stage outputs that are not the unit's
+            output itself but computed from it (Swin normalises a stage's output, while the
+            next stage continues from the unnormalised tokens). Default: none.
     """
 
-    def __init__(self, units: Sequence[nn.Module], stage_outputs: Dict[int, int]):
+    def __init__(self, units: Sequence[nn.Module], stage_outputs: Dict[int, int],
+                 output_taps: Optional[Dict[int, nn.Module]] = None):
         super().__init__()
         self.units = nn.ModuleList(units)
         self.stage_outputs = stage_outputs
+        self.output_taps = nn.ModuleDict(
+            {str(position): tap for position, tap in (output_taps or {}).items()})
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Dict[int, torch.Tensor]]:
         """Run the units.
@@ -57,7 +66,9 @@ class BackbonePart(nn.Module):
         for position, unit in enumerate(self.units):
             x = unit(x)
             if position in self.stage_outputs:
-                outputs[self.stage_outputs[position]] = x
+                key = str(position)
+                outputs[self.stage_outputs[position]] = (
+                    self.output_taps[key](x) if key in self.output_taps else x)
         return x, outputs
 
 
@@ -90,6 +101,11 @@ class InfoProBackbone:
 
     def _units(self) -> List[nn.Module]:
         raise NotImplementedError
+
+    def _output_taps(self) -> Dict[int, nn.Module]:
+        """``{unit index: module}`` where a stage output is computed from the unit's output
+        rather than being that output (see :class:`BackbonePart`); most backbones need none."""
+        return {}
 
     def unit_out_channels(self, index: int) -> int:
         """Channels of the feature leaving unit ``index``."""
@@ -153,12 +169,13 @@ class InfoProBackbone:
         Built on demand (it is cheap) so that module swaps made after construction, such as
         SyncBN conversion, are always seen.
         """
-        units = self._units()
+        units, taps = self._units(), self._output_taps()
         output_of_unit = {self.stage_end_unit(stage): position
                           for position, stage in enumerate(self.out_indices)}
         return [BackbonePart(units[start:end],
                              {i - start: output_of_unit[i]
-                              for i in range(start, end) if i in output_of_unit})
+                              for i in range(start, end) if i in output_of_unit},
+                             {i - start: taps[i] for i in range(start, end) if i in taps})
                 for start, end in self.module_ranges()]
 
     def module_out_channels(self, module: int) -> int:

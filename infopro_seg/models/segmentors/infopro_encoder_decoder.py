@@ -196,7 +196,8 @@ class InfoProEncoderDecoder(EncoderDecoder):
     def _named_seg_heads(self) -> List[tuple]:
         """``(config name, head)`` of the decode head and every auxiliary head."""
         aux = self._aux_heads()
-        if isinstance(self.auxiliary_head, nn.ModuleList):
+        # mmseg sets ``auxiliary_head`` only when the config has one (SegFormer has none).
+        if isinstance(getattr(self, 'auxiliary_head', None), nn.ModuleList):
             names = [f'auxiliary_head[{i}]' for i in range(len(aux))]
         else:
             names = ['auxiliary_head'] * len(aux)
