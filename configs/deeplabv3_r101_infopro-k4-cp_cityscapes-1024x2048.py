@@ -1,7 +1,7 @@
 # Full-resolution Cityscapes crops (1024x2048, 2 images per GPU) with InfoPro K=4, every local
 # module checkpointed and AMP (float16 + dynamic loss scaling). Estimated peak: 0.36x E2E's at
-# 512x1024 (3078 MiB, meta-device estimate); without AMP 0.53x, above the 0.5x target
-# (docs/memory.md, "Composing checkpointing, cheaper heads and AMP").
+# 512x1024 (3078 MiB, meta-device estimate); without AMP 0.53x (docs/composition.md). AMP here is
+# mmengine's AmpOptimWrapper, which needs a GPU.
 _base_ = './deeplabv3_r101_infopro-k4-cp_cityscapes.py'
 crop_size = (1024, 2048)
 model = dict(data_preprocessor=dict(size=crop_size))

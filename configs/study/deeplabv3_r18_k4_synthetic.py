@@ -1,7 +1,7 @@
-# The accuracy study's model (issue 12): the demo's DeepLab-V3 R-18 on the synthetic set, cut
-# into K=4 modules at the stage boundaries (stem+layer1 | layer2 | layer3 | layer4 + heads),
-# with the loss-weight schedule the R-101 K=3/K=4 configs had before the study (its `infopro`
-# row); they now use the `infopro-0.5` row's weights. The methods compared by
+# The accuracy study's model (docs/study.md): the demo's DeepLab-V3 R-18 on the synthetic set, cut
+# into K=4 modules at the stage boundaries (stem+layer1 | layer2 | layer3 | layer4 + heads), with
+# the loss weights linear from (3, 0.5) to (1.5, 1) (the study's `infopro` row; the R-101 K=3/K=4
+# configs use its `infopro-0.5` row's (0.5, 1)). The methods compared by
 # tools/analysis_tools/compare_methods.py are overrides of this config.
 _base_ = '../demo/deeplabv3_r18_infopro_synthetic.py'
 
