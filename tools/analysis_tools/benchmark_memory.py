@@ -118,6 +118,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         max_mem_bytes=int(args.max_mem_gb * GiB) if args.max_mem_gb else None,
         threads=args.threads, cfg_options=args.cfg_options, append=args.append)
     print(format_table(rows, args.device))
+    print('\npeak: the highest point of a training step: tensors saved for backward and the '
+          'gradients alive then, plus parameters, buffers and optimizer state (docs/memory.md)')
     print(f'\nwrote {osp.join(args.out, "results.csv")}, results.json, memory_vs_crop.png')
     requested = {(method, f'{h}x{w}', args.batch) for method in args.methods for h, w in crops}
     failed = [row for row in rows if row.get('figure') == 'failed'

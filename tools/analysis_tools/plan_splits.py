@@ -103,6 +103,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     e2e = evaluate_cuts(profile, [])
     print(f'E2E (K=1): activations {e2e.peak_bytes / MiB:.1f} MiB; model state '
           f'{e2e.state_bytes / MiB:.1f} MiB; together {e2e.peak_with_state_bytes / GiB:.2f} GiB')
+    print('(activations: bytes saved for backward; model state: parameters, gradients and '
+          'optimizer state, all counted at once, so "together" bounds the peak from above; '
+          'benchmark_memory.py measures the peak itself, where E2E holds no gradients yet)')
 
     if args.num_modules is not None:
         if not 1 <= args.num_modules <= profile.num_units:
