@@ -20,3 +20,4 @@ model = dict(
 
 train_dataloader = dict(sampler={{_base_.infopro_sampler}})
 default_hooks = {{_base_.infopro_default_hooks}}
+train_cfg = {{_base_.infopro_train_cfg}}

@@ -7,6 +7,7 @@ safe checkpoint loading and atomic checkpoint writes are switched on where this 
 and configs run (see :mod:`infopro_seg.fileio.runner_io`).
 """
 from . import engine, fileio  # noqa: F401  (the model wrapper, the hook, atomic_local)
+from .datasets import samplers  # noqa: F401  (registers ResumableInfiniteSampler)
 from .models import *  # noqa: F401,F403
 from . import planning  # noqa: F401,E402  (registers the split planner)
 from .version import __version__

@@ -27,3 +27,13 @@ class TrainingStopped(InfoProError, RuntimeError):
     """Training stopped on purpose: a non-finite loss, a failed save, a preemption signal."""
 
     exit_code = 3
+
+
+class TrainingPreempted(TrainingStopped):
+    """Training stopped on a preemption signal after it saved a checkpoint of its last iteration.
+
+    Its own exit code lets a job script tell "resume me" (requeue, restart with ``--resume``)
+    from a failure that needs a person.
+    """
+
+    exit_code = 4

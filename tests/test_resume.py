@@ -17,6 +17,7 @@ from infopro_seg.datasets import generate_synthetic_cityscapes
 from infopro_seg.datasets.cityscapes_conversion import convert_cityscapes
 from infopro_seg.datasets.samplers import ResumableInfiniteSampler, SampleIndex
 from infopro_seg.engine.hooks import ExactResumeHook
+from infopro_seg.engine.loops import ResumableIterBasedTrainLoop
 from infopro_seg.fileio import load_checkpoint_safely
 from infopro_seg.utils.random_state import (capture_random_states, restore_random_states,
                                             seeded_random_state)
@@ -111,8 +112,23 @@ def test_augmentation_depends_on_the_draw_not_on_the_process():
     assert dataset[int(draws[0])]['aug'] != dataset[int(draws[0])]['aug']  # plain ints: unseeded
 
 
-def test_hook_resumes_the_stream_without_loading_skipped_batches():
-    """What mmengine's IterBasedTrainLoop does on resume, with the hook's before_train."""
+class RecordingModel:
+    """Stands in for the model in a train loop: records the samples of each batch it trains."""
+
+    def __init__(self):
+        self.batches = []
+
+    def train(self):
+        pass
+
+    def train_step(self, batch, optim_wrapper):
+        self.batches.append([item['sample_idx'] for item in batch])
+        return {}
+
+
+def test_loop_resumes_the_stream_without_loading_skipped_batches():
+    """ResumableIterBasedTrainLoop resumed at iteration 3 (as mmengine's Runner.resume sets it),
+    with the hook placing the sampler from the checkpoint: only the batch trained is loaded."""
     dataset = RandomDataset(5)
     sampler = ResumableInfiniteSampler(dataset, seed=0)
     loader = DataLoader(dataset, batch_size=2, sampler=sampler, collate_fn=lambda batch: batch)
@@ -120,13 +136,15 @@ def test_hook_resumes_the_stream_without_loading_skipped_batches():
     dataset.loaded.clear()
     hook = ExactResumeHook()
     hook.after_load_checkpoint(None, dict(exact_resume=dict(
-        random_states=capture_random_states(), samples=6, sampler_seed=0)))
-    loop = SimpleNamespace(iter=3, dataloader=loader, dataloader_iterator=iter(loader))
-    hook.before_train(SimpleNamespace(train_loop=loop))
-    for _ in range(loop.iter):  # the loop's "advance dataloader" skip
-        next(loop.dataloader_iterator)
-    batch = next(loop.dataloader_iterator)
-    assert [item['sample_idx'] for item in batch] == expected
+        ranks=[dict(random_states=capture_random_states(), samples=6)], sampler_seed=0)))
+    runner = SimpleNamespace(model=RecordingModel(), optim_wrapper=None, val_loop=None,
+                             call_hook=lambda name, **kwargs: getattr(hook, name, None) and
+                             getattr(hook, name)(runner, **kwargs))
+    loop = ResumableIterBasedTrainLoop(runner, loader, max_iters=4)
+    runner.train_loop = loop
+    loop._iter = 3  # what Runner.resume sets from the checkpoint's meta
+    loop.run()
+    assert runner.model.batches == [expected]
     assert dataset.loaded == expected  # only the batch that is trained was loaded
 
 

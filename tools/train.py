@@ -1,7 +1,9 @@
 """Train a segmentor (InfoPro or plain mmseg) with mmengine's Runner.
 
 Same arguments as mmseg's tools/train.py; ``--resume`` also takes a checkpoint path. Checkpoints
-are written atomically and loaded weights-only, stock mmengine / mmseg ones included.
+are written atomically and loaded weights-only, stock mmengine / mmseg ones included. Exit codes:
+0 done, 2 bad input, 3 training stopped (e.g. a failed save), 4 preempted (a checkpoint of the
+last iteration was saved: run again with ``--resume``); see docs/faults.md.
 """
 import argparse
 
@@ -12,6 +14,7 @@ from infopro_seg.engine.cli import (add_debug_argument, build_runner, check_data
                                     enable_amp, load_config, run_cli, set_local_rank,
                                     use_atomic_checkpoint_writes)
 from infopro_seg.engine.config_check import check_config
+from infopro_seg.engine.resume import apply_resume
 from infopro_seg.fileio import safe_checkpoint_loading
 
 
@@ -20,8 +23,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CHECKPOINT',
-                        help='resume from CHECKPOINT, or without a value from the latest '
-                        'checkpoint in the work dir')
+                        help='resume from CHECKPOINT, or without a value (or "auto") from the '
+                        'latest complete checkpoint in the work dir; under a torchrun restart '
+                        'that is the default')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value (e.g. '
@@ -40,12 +44,7 @@ def main() -> None:
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     if args.amp:
         enable_amp(cfg)
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
+    apply_resume(cfg, args.resume)
     check_data_roots(cfg, ['train_dataloader', 'val_dataloader'])
     check_config(cfg, training=True)
     use_atomic_checkpoint_writes(cfg)

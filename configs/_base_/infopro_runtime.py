@@ -3,7 +3,7 @@
 # (model, train_dataloader, default_hooks) cannot be set twice among bases, so they are named
 # `infopro_*` here and each config places them: `local_heads={{_base_.infopro_local_heads}}`,
 # `train_dataloader = dict(sampler={{_base_.infopro_sampler}})`,
-# `default_hooks = {{_base_.infopro_default_hooks}}`.
+# `default_hooks = {{_base_.infopro_default_hooks}}`, `train_cfg = {{_base_.infopro_train_cfg}}`.
 custom_imports = dict(imports=['infopro_seg'], allow_failed_imports=False)
 
 # Multi-GPU runs: one DDP per local module, each all-reduced once per iteration
@@ -31,7 +31,15 @@ infopro_local_heads = dict(
 # batches) and seeds each sample's augmentation by (seed, position); the hook saves and restores
 # the random states (README, "Exact resume").
 infopro_sampler = dict(type='ResumableInfiniteSampler', shuffle=True)
+# mmseg's iteration-based loop, except that a resumed run does not load the trained batches again.
+infopro_train_cfg = dict(type='ResumableIterBasedTrainLoop')
 infopro_default_hooks = dict(
     exact_resume=dict(type='ExactResumeHook'),
-    # Checkpoints written atomically (temp file, fsync, rename), also under mmseg's own tools.
-    checkpoint=dict(backend_args=dict(backend='atomic_local')))
+    # Checkpoints written atomically (temp file, fsync, rename), also under mmseg's own tools;
+    # a failed save (full disk, read-only work dir) keeps the earlier checkpoints and stops the
+    # run with one line (on_save_error='retry': goes on, saves at the next interval). The ranks'
+    # random states are gathered into every checkpoint (docs/faults.md).
+    checkpoint=dict(type='FaultTolerantCheckpointHook', on_save_error='stop',
+                    backend_args=dict(backend='atomic_local')),
+    # SIGTERM / SIGUSR1: finish the iteration, save it, exit with code 4 (docs/faults.md).
+    preemption=dict(type='PreemptionCheckpointHook', signals=('SIGTERM', 'SIGUSR1')))

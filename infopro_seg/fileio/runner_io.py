@@ -11,13 +11,14 @@ Importing infopro-seg changes nothing in mmengine or torch except adding names t
   :func:`~infopro_seg.fileio.checkpoint.load_from_local_safely` only inside
   :func:`safe_checkpoint_loading` (``tools/train.py`` and ``tools/test.py`` run the Runner in
   it) or, from a config run by any other tool, while a run with the ``SafeCheckpointLoadingHook``
-  in its ``custom_hooks`` lasts. mmengine's loader comes back when the block or the run ends.
+  in its ``custom_hooks`` lasts. mmengine's ``load_from_local`` comes back when the block or the
+  run ends.
 """
 from contextlib import contextmanager
 from typing import Iterator
 
 from mmengine.fileio import LocalBackend, register_backend
-from mmengine.runner.checkpoint import CheckpointLoader
+from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
 
 from .atomic import atomic_write_bytes
 from .checkpoint import load_from_local_safely
@@ -39,20 +40,25 @@ class AtomicLocalBackend(LocalBackend):
 register_backend(ATOMIC_BACKEND, AtomicLocalBackend, force=True)
 
 
+#: How many :func:`safe_checkpoint_loading` blocks are open (they nest).
+_open_blocks = 0
+
+
 @contextmanager
 def safe_checkpoint_loading() -> Iterator[None]:
     """Within the block, mmengine loads local checkpoints with ``load_from_local_safely``.
 
-    Nested blocks are fine; the loader that was registered before is restored on exit, also when
-    the block raises.
+    Registration goes through mmengine's public ``CheckpointLoader.register_scheme`` only: the
+    block registers our loader for local paths, and the outermost block registers mmengine's own
+    ``load_from_local`` back when it ends, also when it raises. Nested blocks are fine.
     """
+    global _open_blocks
     local = ''  # mmengine's prefix for local paths (no URL scheme)
-    previous = CheckpointLoader._schemes.get(local)
     CheckpointLoader.register_scheme(prefixes=local, loader=load_from_local_safely, force=True)
+    _open_blocks += 1
     try:
         yield
     finally:
-        if previous is None:
-            CheckpointLoader._schemes.pop(local, None)
-        else:
-            CheckpointLoader.register_scheme(prefixes=local, loader=previous, force=True)
+        _open_blocks -= 1
+        if _open_blocks == 0:
+            CheckpointLoader.register_scheme(prefixes=local, loader=load_from_local, force=True)

@@ -13,7 +13,10 @@ import torch
 
 def capture_random_states() -> Dict[str, object]:
     """The current states of python's ``random``, numpy's global RNG, torch's CPU RNG and (when
-    initialised) every CUDA device's RNG.
+    CUDA is initialised) the RNG of this process's current CUDA device.
+
+    One process drives one device (one rank per GPU), so only that device's state is this
+    process's own; the states of other ranks' devices are theirs to save.
 
     Returns:
         dict: Plain data (tensors, ints, floats, ``None``); give it to
@@ -28,7 +31,7 @@ def capture_random_states() -> Dict[str, object]:
                    has_gauss=int(has_gauss), cached_gaussian=float(cached_gaussian)),
         torch=torch.get_rng_state())
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states['cuda'] = torch.cuda.get_rng_state_all()
+        states['cuda'] = torch.cuda.get_rng_state()
     return states
 
 
@@ -37,7 +40,9 @@ def restore_random_states(states: Dict[str, object]) -> None:
 
     Args:
         states: As returned by :func:`capture_random_states` (possibly through a checkpoint).
-            CUDA states are restored when CUDA is in use and the device count matches.
+            A CUDA state (one tensor) is restored to the current device when CUDA is in use; a
+            list of states (one per device, as older checkpoints hold) is restored when the
+            device count matches.
     """
     python = states['python']
     # A resumed checkpoint may have been mapped to the GPU; the RNG setters take CPU data.
@@ -47,7 +52,11 @@ def restore_random_states(states: Dict[str, object]) -> None:
                          numpy['position'], numpy['has_gauss'], numpy['cached_gaussian']))
     torch.set_rng_state(states['torch'].cpu())
     cuda = states.get('cuda')
-    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+    if cuda is None or not torch.cuda.is_available():
+        return
+    if isinstance(cuda, torch.Tensor):
+        torch.cuda.set_rng_state(cuda.cpu())
+    elif len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all([state.cpu() for state in cuda])
 
 
