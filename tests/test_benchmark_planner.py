@@ -5,14 +5,12 @@ import json
 import os
 import subprocess
 import sys
-from datetime import timedelta
-from unittest import mock
 
 import pytest
 import torch
-from mmengine.optim import OptimWrapper
 
 from conftest import REPO, build_model, make_batch, tiny_deeplab_cfg
+from infopro_seg.engine import InfoProOptimWrapper
 from infopro_seg.planning import (SavedBytesMeter, evaluate_cuts, fit_budget,
                                   meta_masks_select_all, naive_cuts, plan_splits, profile_model)
 from infopro_seg.planning.benchmark import parse_method
@@ -156,7 +154,7 @@ def test_planner_predicts_the_local_step_peak_exactly(depth):
         model = build_model(tiny_deeplab_cfg(split_points=plan.split_points, depth=depth))
         with SavedTensorMeter() as meter:
             model.train_step(make_batch(2, 96, 64),
-                             OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
+                             InfoProOptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
         assert plan.peak_bytes == meter.peak_bytes, plan.split_points
 
 
@@ -167,7 +165,7 @@ def test_planner_predicts_the_checkpointed_step_peak_exactly(depth, amp):
     cfg = dict(tiny_deeplab_cfg(split_points=[], depth=depth), checkpointing=True)
     profile = profile_model(cfg, (96, 64), 2, amp=amp)
     plain = profile_model(tiny_deeplab_cfg(split_points=[], depth=depth), (96, 64), 2)
-    assert profile.checkpointed_units and profile.amp == amp
+    assert profile.checkpointed and profile.amp == amp
     for cuts in ([], [2], naive_cuts(profile.num_units, 3), plan_splits(profile, 4).cuts):
         plan = evaluate_cuts(profile, cuts)
         model = build_model(dict(tiny_deeplab_cfg(split_points=plan.split_points, depth=depth),
@@ -175,22 +173,9 @@ def test_planner_predicts_the_checkpointed_step_peak_exactly(depth, amp):
         with SavedTensorMeter() as meter, torch.autocast('cpu', dtype=torch.bfloat16,
                                                          enabled=amp):
             model.train_step(make_batch(2, 96, 64),
-                             OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
+                             InfoProOptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
         assert plan.peak_bytes == meter.peak_bytes, plan.split_points
         assert plan.peak_bytes < evaluate_cuts(plain, cuts).peak_bytes
-
-
-@pytest.mark.parametrize('amp', [False, True])
-def test_auto_split_points_are_planned_with_checkpointing_and_amp(amp):
-    from mmseg.registry import MODELS
-    cfg = dict(tiny_deeplab_cfg(split_points=[], depth=50), checkpointing=True,
-               split_planner=dict(num_modules=3, crop_size=(96, 64), batch_size=2, amp=amp))
-    cfg['backbone'] = dict(cfg['backbone'], split_points='auto')
-    with torch.device('meta'):
-        model = MODELS.build(cfg)
-    assert model.split_plan.profile.checkpointed_units and model.split_plan.profile.amp == amp
-    expected = plan_splits(profile_model(dict(cfg, split_planner=None), (96, 64), 2, amp=amp), 3)
-    assert model.backbone.split_points == expected.split_points
 
 
 def test_profile_rejects_amp_off_the_meta_device():
@@ -211,7 +196,7 @@ def test_planner_runs_valid_pixel_averaged_psi_on_meta_and_predicts_the_real_pea
     assert model.local_heads[0]['classifier'].loss_decode.avg_non_ignore  # real device unchanged
     with SavedTensorMeter() as meter:
         model.train_step(make_batch(2, 96, 64),
-                         OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
+                         InfoProOptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
     assert plan.peak_bytes == meter.peak_bytes
 
 
@@ -233,7 +218,7 @@ def test_meta_device_accounting_equals_the_cpu_measurement():
     batch = make_batch(2, 96, 96)
     model = build_model(cfg)
     with SavedTensorMeter() as cpu:
-        model.train_step(batch, OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
+        model.train_step(batch, InfoProOptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
     from mmengine.config import ConfigDict
     from mmseg.registry import MODELS
     with torch.device('meta'):
@@ -243,7 +228,7 @@ def test_meta_device_accounting_equals_the_cpu_measurement():
                       data_samples=[s.to('meta') for s in batch['data_samples']])
     with meta_masks_select_all(), SavedBytesMeter() as meta:
         meta_model.train_step(meta_batch,
-                              OptimWrapper(torch.optim.SGD(meta_model.parameters(), lr=0.1)))
+                              InfoProOptimWrapper(torch.optim.SGD(meta_model.parameters(), lr=0.1)))
     assert meta.peak_saved_bytes == cpu.peak_bytes
 
 
@@ -270,31 +255,29 @@ def test_budget_query_picks_the_cheapest_fitting_configuration():
     cfg = tiny_deeplab_cfg(split_points=[], depth=50)
     args = ((96, 64), 2)
     everything = budget_candidates(cfg, *args, budget_bytes=1 << 40, max_modules=4)
-    assert len(everything) == 16 and all(c.fits for c in everything)
+    assert len(everything) == 8 and all(c.fits for c in everything)  # K=1..4 x AMP
     chosen = cheapest_fitting(everything)
-    # Nothing is cheaper than E2E; AMP is estimated free and smaller.
-    assert (chosen.num_modules, chosen.checkpointing, chosen.amp) == (1, False, True)
+    # Nothing is cheaper than E2E; AMP is estimated free, so the tie goes to fp32.
+    assert (chosen.num_modules, chosen.checkpointed_modules, chosen.amp) == (1, [], False)
     assert chosen.overhead == 0
-    # A budget below every configuration without both checkpointing and AMP.
-    others = min(c.peak_bytes for c in everything if not (c.checkpointing and c.amp))
-    both = min(c.peak_bytes for c in everything if c.checkpointing and c.amp)
-    assert both < others
-    tight = budget_candidates(cfg, *args, budget_bytes=others - 1, max_modules=4)
+    # Below every plain (no recomputation) configuration: only checkpointing fits.
+    plain = min(c.peak_bytes for c in everything)
+    tight = budget_candidates(cfg, *args, budget_bytes=plain - 1, max_modules=4)
     chosen = cheapest_fitting(tight)
-    assert chosen.checkpointing and chosen.amp and chosen.peak_bytes <= others - 1
+    assert chosen.checkpointed_modules and chosen.peak_bytes <= plain - 1
     assert all(c.overhead >= chosen.overhead for c in tight if c.fits)
-    assert cheapest_fitting(budget_candidates(cfg, *args, budget_bytes=both - 1,
+    smallest = min(c.peak_bytes for c in tight)
+    assert cheapest_fitting(budget_candidates(cfg, *args, budget_bytes=smallest - 1,
                                               max_modules=4)) is None
 
 
 def test_plan_splits_budget_query_prints_the_table_and_the_answer(tiny_config):
     proc = _run([PLAN_SPLITS, tiny_config, '--crop', '96', '96', '--batch', '2',
-                 '--budget-gb', '1', '--max-k', '2'])
+                 '--budget-gib', '1', '--max-k', '2'])
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = [line for line in proc.stdout.splitlines() if line[:2].strip().isdigit()]
-    assert len(table) == 8  # K=1..2 x checkpointing x AMP
-    assert 'Cheapest that fits 1 GiB: K=1 + AMP' in proc.stdout
-    assert 'checkpointing +33%' in proc.stdout
+    assert len(table) == 4  # K=1..2 x AMP
+    assert 'Fastest that fits 1 GiB: K=1 (' in proc.stdout
 
 
 def test_plan_splits_cli_prints_points_and_modules(tiny_config):
@@ -305,85 +288,6 @@ def test_plan_splits_cli_prints_points_and_modules(tiny_config):
     profile = profile_model(Config.fromfile(tiny_config).model, (96, 96), 2)
     assert f'split_points={plan_splits(profile, 3).split_points}' in out
     assert 'evenly spaced units' in out and 'largest module' in out
-
-
-def test_auto_split_points_build_the_planners_cuts():
-    cfg = tiny_deeplab_cfg(split_points=[], depth=50)
-    planned = plan_splits(profile_model(cfg, (128, 128), 2), 3)
-    cfg['backbone']['split_points'] = 'auto'
-    cfg['split_planner'] = dict(num_modules=3, crop_size=(128, 128), batch_size=2)
-    model = build_model(cfg)
-    assert model.backbone.split_points == planned.split_points
-    assert model.split_plan.split_points == planned.split_points
-    assert len(model.local_heads) == 2
-    log_vars = model.train_step(make_batch(), OptimWrapper(torch.optim.SGD(
-        model.parameters(), lr=0.1)))
-    assert 'm2.loss_recon' in log_vars
-
-    # A budget picks the smallest K that fits.
-    e2e = plan_splits(profile_model(cfg, (128, 128), 2), 1)
-    cfg['split_planner'] = dict(budget_gb=(e2e.peak_with_state_bytes - 1) / 1024**3,
-                                crop_size=(128, 128), batch_size=2)
-    assert build_model(cfg).backbone.num_modules == 2
-
-
-def test_auto_without_a_planner_config_fails_clearly():
-    cfg = tiny_deeplab_cfg(split_points=[])
-    cfg['backbone']['split_points'] = 'auto'
-    with pytest.raises(ValueError, match='needs model.split_planner'):
-        build_model(cfg)
-    cfg['split_planner'] = dict(num_modules=2, budget_gb=1, crop_size=(64, 64))
-    with pytest.raises(ValueError, match='exactly one of'):
-        build_model(cfg)
-    cfg['split_planner'] = dict(budget_gb=1e-9, crop_size=(64, 64))
-    with pytest.raises(ValueError, match='no K fits'):
-        build_model(cfg)
-    from infopro_seg.models.backbones import InfoProResNet
-    with pytest.raises(ValueError, match="resolved by InfoProEncoderDecoder"):
-        InfoProResNet(depth=18, split_points='auto')
-
-
-def _auto_cfg(num_modules=3, crop=(112, 112)):
-    cfg = tiny_deeplab_cfg(split_points=[], depth=50)
-    cfg['backbone']['split_points'] = 'auto'
-    cfg['split_planner'] = dict(num_modules=num_modules, crop_size=crop, batch_size=2)
-    return cfg
-
-
-def test_auto_splits_are_planned_once_per_configuration():
-    from infopro_seg.planning import split_planner
-    with mock.patch.object(split_planner, 'profile_model',
-                           wraps=split_planner.profile_model) as profiled:
-        first, second = build_model(_auto_cfg()), build_model(_auto_cfg())
-        assert profiled.call_count == 1  # the second build reuses the plan
-        assert first.backbone.split_points == second.backbone.split_points
-        build_model(_auto_cfg(num_modules=2))  # another configuration is planned anew
-        assert profiled.call_count == 2
-
-
-def _plan_on_rank(rank, world_size, init_file, out_dir):
-    """A rank of a gloo job building an 'auto' model: rank 0 plans, the others receive."""
-    import torch.distributed as dist
-    from infopro_seg.planning import split_planner
-    dist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank,
-                            world_size=world_size, timeout=timedelta(seconds=60))
-    try:
-        with mock.patch.object(split_planner, 'profile_model',
-                               wraps=split_planner.profile_model) as profiled:
-            model = build_model(_auto_cfg(crop=(104, 104)))
-        torch.save(dict(split_points=model.backbone.split_points,
-                        profiled=profiled.call_count), os.path.join(out_dir, f'rank{rank}.pt'))
-    finally:
-        dist.destroy_process_group()
-
-
-def test_auto_splits_are_planned_by_rank_0_only(tmp_path):
-    torch.multiprocessing.spawn(_plan_on_rank, args=(2, str(tmp_path / 'init'), str(tmp_path)),
-                                nprocs=2)
-    ranks = [torch.load(tmp_path / f'rank{r}.pt') for r in range(2)]
-    assert [r['profiled'] for r in ranks] == [1, 0]
-    assert ranks[0]['split_points'] == ranks[1]['split_points']
-    assert len(ranks[0]['split_points']) == 2
 
 
 def test_models_do_not_import_the_planning_package():

@@ -4,7 +4,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from mmengine.optim import OptimWrapper
+from infopro_seg.engine import InfoProOptimWrapper
 
 from conftest import build_model, make_batch, tiny_deeplab_cfg
 from infopro_seg.engine import DeviceAmpOptimWrapper
@@ -22,7 +22,7 @@ def cfg_with(k, checkpointing=None, **head_options):
     return cfg
 
 
-class KeepGrads(OptimWrapper):
+class KeepGrads(InfoProOptimWrapper):
     """Backward as OptimWrapper, but no step and no zero_grad: the gradients stay to compare."""
 
     def step(self, **kwargs):
@@ -144,7 +144,7 @@ def test_checkpointing_parts_are_chosen_separately():
                          'aux': model.auxiliary_head.convs[0].conv,
                          'psi classifier': model.local_heads[0]['classifier'].conv_seg,
                          'layer4.1': model.backbone.layer4[1].conv1})
-    model.train_step(make_batch(), OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
+    model.train_step(make_batch(), InfoProOptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
     assert calls == {'decode': 2, 'decode classifier': 1, 'aux': 1, 'psi classifier': 2,
                      'layer4.1': 1}
 
@@ -282,7 +282,7 @@ def test_amp_and_checkpointing_compose_exactly_cpu():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 def test_amp_overflow_in_one_module_skips_the_whole_step_cuda_fp16():
-    from mmengine.optim import AmpOptimWrapper
+    from infopro_seg.engine import InfoProAmpOptimWrapper as AmpOptimWrapper
     model = build_model(cfg_with(4, checkpointing=True)).cuda()
     wrapper = AmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1,
                                                         momentum=0.9))
@@ -339,7 +339,7 @@ def test_emulated_autocast_saves_what_real_autocast_saves(checkpointing):
     for context in (lambda: torch.autocast('cpu', dtype=torch.bfloat16),
                     lambda: EmulatedAutocast(torch.bfloat16)):
         model = build_model(cfg_with(4, checkpointing=checkpointing))
-        wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+        wrapper = InfoProOptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
         with SavedTensorMeter() as meter, context():
             model.train_step(make_batch(), wrapper)
         peaks.append(meter.peak_bytes)

@@ -4,7 +4,7 @@ import warnings
 
 import pytest
 import torch
-from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from infopro_seg.engine import InfoProAmpOptimWrapper, InfoProOptimWrapper
 
 from conftest import build_model, make_batch, tiny_deeplab_cfg
 from infopro_seg.models.segmentors.infopro_encoder_decoder import SummedLocalLossWarning
@@ -12,7 +12,7 @@ from infopro_seg.utils import SavedTensorMeter
 
 
 def sgd_wrapper(model, lr=0.1, momentum=0.0, **kwargs):
-    return OptimWrapper(torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum), **kwargs)
+    return InfoProOptimWrapper(torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum), **kwargs)
 
 
 def module_param_names(model):
@@ -126,7 +126,7 @@ def test_amp_path_scales_every_local_loss_and_autocasts(monkeypatch):
         # pass-through and autocast runs in bfloat16, which exercises the same code path.
         import mmengine.optim.optimizer.amp_optimizer_wrapper as amp_module
         monkeypatch.setattr(amp_module, 'is_cuda_available', lambda: True)
-    wrapper = AmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+    wrapper = InfoProAmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
                               dtype='bfloat16')
     scaled = []
     original_scale = wrapper.loss_scaler.scale

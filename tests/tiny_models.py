@@ -2,7 +2,7 @@
 import copy
 
 import torch
-from mmengine.optim import OptimWrapper
+from infopro_seg.engine import InfoProOptimWrapper
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 from torch import nn
@@ -113,7 +113,7 @@ def small_batch(batch_size=2, seed=0):
 
 
 def sgd_wrapper(model, lr=0.1, momentum=0.0):
-    return OptimWrapper(torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum))
+    return InfoProOptimWrapper(torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum))
 
 
 def module_param_names(model):

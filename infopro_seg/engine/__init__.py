@@ -1,6 +1,8 @@
 from ..fileio import CheckpointError, load_checkpoint_safely
 from .amp import DeviceAmpOptimWrapper
 from .ddp import InfoProDistributedDataParallel
+from .optim import (InfoProAmpOptimWrapper, InfoProOptimWrapper, InfoProOptimWrapperConstructor,
+                    LocalStepMixin)
 from .hooks import (ExactResumeHook, FaultTolerantCheckpointHook, PreemptionCheckpointHook,
                     SafeCheckpointLoadingHook)
 from .loops import ResumableIterBasedTrainLoop
@@ -9,6 +11,7 @@ from .publish import TRAINING_ONLY_PREFIXES, publish_checkpoint
 # CheckpointError and load_checkpoint_safely live in infopro_seg.fileio; exported here too as
 # the checkpoint API of the training engine.
 __all__ = ['CheckpointError', 'load_checkpoint_safely', 'DeviceAmpOptimWrapper',
-           'InfoProDistributedDataParallel', 'ExactResumeHook', 'SafeCheckpointLoadingHook',
+           'InfoProDistributedDataParallel', 'InfoProAmpOptimWrapper',
+           'InfoProOptimWrapper', 'InfoProOptimWrapperConstructor', 'LocalStepMixin', 'ExactResumeHook', 'SafeCheckpointLoadingHook',
            'FaultTolerantCheckpointHook', 'PreemptionCheckpointHook', 'ResumableIterBasedTrainLoop',
            'TRAINING_ONLY_PREFIXES', 'publish_checkpoint']

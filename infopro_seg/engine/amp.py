@@ -7,9 +7,11 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 from torch import nn
 
+from .optim.local_step import LocalStepMixin
+
 
 @OPTIM_WRAPPERS.register_module()
-class DeviceAmpOptimWrapper(AmpOptimWrapper):
+class DeviceAmpOptimWrapper(LocalStepMixin, AmpOptimWrapper):
     """:class:`~mmengine.optim.AmpOptimWrapper` with the autocast and GradScaler of a given device.
 
     The loss-scaling logic is mmengine's, unchanged (``backward`` scales, ``step`` unscales once,
@@ -24,6 +26,8 @@ class DeviceAmpOptimWrapper(AmpOptimWrapper):
         loss_scale: As for AmpOptimWrapper: ``'dynamic'``, an initial scale (float, static), or a
             dict of GradScaler arguments.
         dtype: Autocast dtype, ``'float16'`` or ``'bfloat16'`` (default).
+        step_each_module: Step each InfoPro local module right after its local backward
+            (:mod:`~infopro_seg.engine.optim.local_step`).
         **kwargs: OptimWrapper arguments (optimizer, accumulative_counts, clip_grad).
     """
 
@@ -31,8 +35,11 @@ class DeviceAmpOptimWrapper(AmpOptimWrapper):
                  device: str = 'cpu',
                  loss_scale: Union[str, float, dict] = 'dynamic',
                  dtype: Union[str, torch.dtype] = 'bfloat16',
+                 step_each_module: bool = False,
                  **kwargs):
         OptimWrapper.__init__(self, **kwargs)  # AmpOptimWrapper.__init__ asserts a GPU
+        # The loss scaler handles overflows: non-finite losses are not checked.
+        self.init_local_step(step_each_module, check_finite=False)
         self.device = device
         self._scale_update_param = None
         if loss_scale == 'dynamic':
@@ -49,6 +56,10 @@ class DeviceAmpOptimWrapper(AmpOptimWrapper):
                 raise ValueError(f"dtype must be 'float16' or 'bfloat16', got {dtype!r}")
             dtype = getattr(torch, dtype)
         self.cast_dtype = dtype
+
+    def uncounted_backward(self, loss: torch.Tensor, **kwargs) -> None:
+        """Back-propagate the loss multiplied by the current loss scale."""
+        self.loss_scaler.scale(loss).backward(**kwargs)
 
     @contextmanager
     def optim_context(self, model: nn.Module):

@@ -1,36 +1,39 @@
-"""Memory planning for InfoPro: measure a model, choose its cuts, benchmark training methods.
+"""Memory planning for InfoPro: measure a model, choose its cuts, fit a budget, benchmark.
 
 - :mod:`.meter`: the saved-bytes meter (what a step keeps for backward, by owner);
 - :mod:`.meta`: running training steps on the meta device;
-- :mod:`.profile`: :func:`profile_model`, the per-unit and per-head costs of a model config;
-- :mod:`.solver`: :func:`evaluate_cuts`, :func:`plan_splits` (InfoPro*), :func:`fit_budget`;
-- :mod:`.budget`: the cheapest (K, checkpointing, AMP) that fits a memory budget;
+- :mod:`.profile`: :func:`profile_model`, one cost record per backbone unit of a model config;
+- :mod:`.cost_model`: what a module costs from those records, with or without checkpointing;
+- :mod:`.solver`: :func:`evaluate_cuts`, :func:`plan_splits` (InfoPro*), :func:`fit_budget`,
+  :func:`plan_within` (cuts and the modules to recompute for a budget);
+- :mod:`.budget`: the fastest (K, checkpointing, AMP) that fits a memory budget;
+- :mod:`.fit`: the config transform that plans before the model is built
+  (:func:`resolve_config`: ``infopro_fit``, ``--fit``, ``split_points='auto'``);
 - :mod:`.report`: plans as text;
-- :mod:`.split_planner`: :class:`SplitPlanner`, registered in mmseg's ``TASK_UTILS``, which the
-  segmentor builds to resolve ``split_points='auto'``;
 - :mod:`.build`: building a config on one device (SyncBN as BN);
 - :mod:`.config`: what the tools read from a full config;
 - :mod:`.benchmark`: the memory/time benchmark of E2E, checkpointing, AMP and InfoPro K=N.
 
-Models never import this package; importing ``infopro_seg`` registers the planner.
+Models never import this package.
 """
 from .budget import (BudgetCandidate, budget_candidates, cheapest_fitting,
                      estimated_overhead, format_candidates, no_fit_message,
                      overhead_model_text)
 from .config import config_batch_size, config_crop_size, config_cuts, config_optimizer
+from .fit import FitDecision, apply_fit, resolve_config, resolved_copy
 from .meta import meta_masks_select_all
 from .meter import SavedBytesMeter
-from .profile import MemoryProfile, optimizer_state_factor, profile_model
+from .profile import MemoryProfile, UnitCost, optimizer_state_factor, profile_model
 from .report import budget_message, describe_plan, summarize_plan
-from .solver import SplitPlan, evaluate_cuts, fit_budget, naive_cuts, plan_splits
-from .split_planner import SplitPlanner
+from .solver import SplitPlan, evaluate_cuts, fit_budget, naive_cuts, plan_splits, plan_within
 
 __all__ = [
     'BudgetCandidate', 'budget_candidates', 'cheapest_fitting', 'estimated_overhead',
     'format_candidates', 'no_fit_message', 'overhead_model_text',
     'config_batch_size', 'config_crop_size', 'config_cuts', 'config_optimizer',
-    'meta_masks_select_all', 'SavedBytesMeter', 'MemoryProfile', 'optimizer_state_factor',
-    'profile_model',
+    'FitDecision', 'apply_fit', 'resolve_config', 'resolved_copy',
+    'meta_masks_select_all', 'SavedBytesMeter', 'MemoryProfile', 'UnitCost',
+    'optimizer_state_factor', 'profile_model',
     'budget_message', 'describe_plan', 'summarize_plan', 'SplitPlan', 'evaluate_cuts',
-    'fit_budget', 'naive_cuts', 'plan_splits', 'SplitPlanner'
+    'fit_budget', 'naive_cuts', 'plan_splits', 'plan_within'
 ]

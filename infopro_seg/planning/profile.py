@@ -1,34 +1,32 @@
-"""The meta-device profile: what every backbone unit and every head of a model costs.
+"""The meta-device profile: one cost record per backbone unit, for one crop and batch.
 
 InfoPro saves memory because only one local module's activations are alive at a time, so the
 training peak is the *largest* module's. :func:`profile_model` measures, for a model config and a
-crop, everything a module's cost is made of:
+crop, everything a module's cost is made of, and keeps it as one :class:`UnitCost` per backbone
+unit:
 
-- every backbone unit's activation memory: the bytes of the tensors its forward saves for
-  backward (storages counted once, as :class:`~infopro_seg.utils.SavedTensorMeter` does);
-- the bytes a unit's *input* adds when a module starts at that unit (a cut detaches the input,
-  so the next module saves it again once the previous graph is gone);
-- the local heads w (reconstruction) and psi (pixel classifier) at every candidate cut: they run
-  up to full crop resolution, so they weigh as much as several residual blocks;
-- the decode and auxiliary heads, charged to the unit that produces their input (the last unit
-  for the ASPP head, the end of layer3 for the FCN auxiliary head).
+- the unit's activation memory: the bytes of the tensors its forward saves for backward
+  (storages counted once, as :class:`~infopro_seg.planning.meter.SavedBytesMeter` does), its
+  input and output sizes, and its forward FLOPs;
+- the decode and auxiliary heads whose latest input the unit produces (the last unit for the
+  ASPP head, the end of layer3 for the FCN auxiliary head);
+- the local heads w (reconstruction) and psi (pixel classifier) of a cut after the unit: they
+  run up to full crop resolution, so they weigh as much as several residual blocks.
+
+Every head is measured twice: as it runs in the plain model (inside the graph of the units, so
+storages they share are counted once) and as it runs when its module is checkpointed (alone on
+leaf copies of its inputs, under the checkpointing setting of :attr:`MemoryProfile.
+checkpointing`). What a module costs with or without checkpointing is then computed from these
+records by :mod:`~infopro_seg.planning.cost_model`, so one profile plans every module with or
+without recomputation.
 
 The model is measured *as the config builds it*: the segmentor is built from the config through
 mmseg's registry as one local module (K=1; SyncBN converted to BN afterwards by mmengine's
 ``revert_sync_batchnorm``, since one device is measured), and its own backbone units and heads
-run; the local heads are built by the segmentor's own :func:`build_local_head`. Whatever the
-config switches on in those modules is therefore part of the figures. By default everything runs
-on PyTorch's ``meta`` device: shapes and dtypes are propagated, nothing is allocated, so R-101-D8
-at 1024x2048 takes seconds on any machine.
-
-With ``model.checkpointing`` on, the figures are what the checkpointed model keeps: a
-checkpointed unit keeps its input (``unit_bytes``) and, in its module's backward, re-saves its
-own activations while it is recomputed (``unit_extra``: that unit's saved bytes without
-checkpointing, less its input); the module's peak is then the largest of its forward (everything
-kept) and every recomputation (the inputs of the units up to it plus its recomputed bytes, see
-:class:`~infopro_seg.planning.solver.SplitPlan`). Heads are measured as the segmentor runs them
-(checkpointed up to their logits); their ``*_extra`` is how far their recomputation goes above
-what they keep. With ``amp=True`` everything runs under
+run through the local-head interface (:mod:`~infopro_seg.models.heads.local_head`); the local
+heads are built by the segmentor's own :func:`build_local_head`. By default everything runs on
+PyTorch's ``meta`` device: shapes and dtypes are propagated, nothing is allocated, so R-101-D8 at
+1024x2048 takes seconds on any machine. With ``amp=True`` everything runs under
 :class:`~infopro_seg.utils.meta_autocast.EmulatedAutocast` (autocast's casts; parameters and
 model state stay float32).
 
@@ -37,15 +35,18 @@ reported separately), temporary buffers that no backward needs, and allocator ov
 """
 import copy
 from contextlib import nullcontext
-from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from ..models.backbones.infopro_resnet import RESNET_VARIANTS
+from ..models.heads.local_head import HeadBatch, as_local_head
 from ..models.segmentors.infopro_encoder_decoder import build_local_head
 from ..models.segmentors.local_module import checkpointed_head_loss
+from ..models.utils.checkpointing import DEFAULT_GRANULARITY, parse_checkpointing
 from ..utils.batch import random_seg_batch
 from ..utils.memory import storage_key
 from ..utils.meta_autocast import EmulatedAutocast
@@ -76,29 +77,63 @@ def optimizer_state_factor(optimizer_cfg: Optional[dict]) -> int:
 
 
 @dataclass
+class Cost:
+    """Bytes a part's graph keeps saved for backward, and how far above that it went while
+    running (tensors saved and freed again inside the part)."""
+    kept: int = 0
+    extra: int = 0
+
+
+@dataclass
+class HeadCost:
+    """A head's cost in the plain model and in a checkpointed module, its parameter bytes and its
+    forward FLOPs."""
+    plain: Cost = field(default_factory=Cost)
+    checkpointed: Cost = field(default_factory=Cost)
+    param_bytes: int = 0
+    flops: int = 0
+
+
+@dataclass
+class UnitCost:
+    """Everything one backbone unit contributes to the cost of the module that holds it.
+
+    Attributes:
+        name: The unit's name (a split point).
+        forward: Its forward's saves, storages counted where first saved.
+        flops: Its forward FLOPs.
+        input_bytes: Bytes of its input.
+        saves_input: It saves its own input, which no earlier unit saved (so ``forward.kept``
+            includes it).
+        cut_input_bytes: Its input's bytes if it saves its input but an earlier unit saved it
+            first (so ``forward.kept`` leaves it out): what a module starting here pays again for
+            its detached input.
+        output_bytes: Bytes of its output.
+        saves_output: Its output is saved by its own forward (a max-pool's is not).
+        seg_heads: Names of the decode/auxiliary heads whose latest input it produces
+            (``'decode'``, ``'aux'``, ``'aux_0'``...), and their summed cost in ``seg``.
+        recon, classifier: w and psi of a cut after this unit (zero where the config has none).
+    """
+    name: str
+    forward: Cost
+    flops: int
+    input_bytes: int
+    saves_input: bool
+    cut_input_bytes: int
+    output_bytes: int
+    saves_output: bool
+    seg_heads: List[str] = field(default_factory=list)
+    seg: HeadCost = field(default_factory=HeadCost)
+    recon: HeadCost = field(default_factory=HeadCost)
+    classifier: HeadCost = field(default_factory=HeadCost)
+
+
+@dataclass
 class MemoryProfile:
     """What each part of a model costs in activation memory (bytes) for one crop and batch.
 
-    Every cost is a pair of lists by unit index: ``*_bytes`` is what the part's graph keeps
-    saved for backward, ``*_extra`` how far above that it went while running (tensors saved and
-    freed again inside the part). A module's peak is the sum of its parts' kept bytes plus the
-    largest extra among them.
-
     Attributes:
-        unit_names: Backbone units in forward order.
-        unit_bytes, unit_extra: Each unit's forward (storages counted where first saved).
-        input_bytes: Bytes of each unit's input if the unit saves it but an earlier unit saved
-            it first (so ``unit_bytes`` leaves it out): what a module starting at that unit pays
-            again for its (detached) input.
-        output_bytes: Bytes of each unit's output if the unit itself does not save it (a
-            max-pool, say): what a module ending there pays when its heads save it.
-        seg_head_bytes, seg_head_extra: The decode/auxiliary heads (forward and loss), charged to
-            the unit producing their input.
-        seg_head_names: Their names (``'decode'``, ``'aux'``, ``'aux_0'``...), by unit index.
-        recon_bytes, recon_extra: w (forward and loss) on the output of each unit, i.e. for a cut
-            after that unit; 0 where the config has no w.
-        classifier_bytes, classifier_extra: The same for psi.
-        recon_param_bytes, classifier_param_bytes: Parameter bytes of w and psi at each cut.
+        units: One :class:`UnitCost` per backbone unit, in forward order.
         model_param_bytes: Parameter bytes of backbone, decode and auxiliary heads.
         state_factor: Parameter-sized tensors kept per parameter (see
             :func:`optimizer_state_factor`).
@@ -106,39 +141,36 @@ class MemoryProfile:
         crop_size: ``(H, W)``.
         batch_size: Images per batch.
         device: Where it was measured (``'meta'``: shapes only, nothing allocated).
-        checkpointed_units: The backbone units are checkpointed (``model.checkpointing``):
-            ``unit_bytes`` is each unit's kept input, ``unit_extra`` its recomputation.
-        checkpointing: The model's normalised ``checkpointing`` (``None``: off).
+        checkpointing: What a checkpointed module recomputes (parsed ``model.checkpointing``;
+            the config's own setting, else every part at its default granularity).
+        checkpointed: The config checkpoints every module (``model.checkpointing`` on).
         amp: Measured under emulated autocast (float16 activations).
     """
-    unit_names: List[str]
-    unit_bytes: List[int]
-    unit_extra: List[int]
-    input_bytes: List[int]
-    output_bytes: List[int]
-    seg_head_bytes: List[int]
-    seg_head_extra: List[int]
-    seg_head_names: List[List[str]]
-    recon_bytes: List[int]
-    recon_extra: List[int]
-    classifier_bytes: List[int]
-    classifier_extra: List[int]
-    recon_param_bytes: List[int]
-    classifier_param_bytes: List[int]
+    units: List[UnitCost]
     model_param_bytes: int
     state_factor: int
     loss_weights: Union[Sequence, dict]
     crop_size: Tuple[int, int]
     batch_size: int
     device: str
-    checkpointed_units: bool = False
-    checkpointing: Optional[dict] = None
+    checkpointing: Dict[str, Union[bool, str]]
+    checkpointed: bool = False
     amp: bool = False
 
     @property
     def num_units(self) -> int:
         """How many units the backbone has."""
-        return len(self.unit_names)
+        return len(self.units)
+
+    @property
+    def unit_names(self) -> List[str]:
+        """Backbone units in forward order."""
+        return [unit.name for unit in self.units]
+
+    @property
+    def forward_flops(self) -> int:
+        """Forward FLOPs of the backbone and the decode and auxiliary heads (E2E's forward)."""
+        return sum(unit.flops + unit.seg.flops for unit in self.units)
 
 
 def _param_bytes(module: nn.Module) -> int:
@@ -148,10 +180,10 @@ def _param_bytes(module: nn.Module) -> int:
 def profiled_model_cfg(model_cfg: dict) -> dict:
     """The config :func:`profile_model` builds: the model as one local module (K=1).
 
-    A copy of ``model_cfg`` with no split points (``'auto'`` included) and no split planner, no
-    pretrained weights (nothing is loaded or downloaded), and a plain mmseg ``EncoderDecoder`` on
-    a ResNet turned into the InfoPro segmentor and backbone it would become. Everything else is
-    kept as the config has it.
+    A copy of ``model_cfg`` with no split points (``'auto'`` included), no split planner and no
+    checkpointing (the profile measures both ways), no pretrained weights (nothing is loaded or
+    downloaded), and a plain mmseg ``EncoderDecoder`` on a ResNet turned into the InfoPro
+    segmentor and backbone it would become. Everything else is kept as the config has it.
     """
     cfg = copy.deepcopy(model_cfg.to_dict() if hasattr(model_cfg, 'to_dict') else dict(model_cfg))
     if cfg.get('type') == 'EncoderDecoder':
@@ -161,9 +193,24 @@ def profiled_model_cfg(model_cfg: dict) -> dict:
         backbone['variant'] = backbone.pop('type')
         backbone['type'] = 'InfoProResNet'
     backbone.update(split_points=[], init_cfg=None, pretrained=None)
-    cfg.update(backbone=backbone, pretrained=None, init_cfg=None)
+    cfg.update(backbone=backbone, pretrained=None, init_cfg=None, checkpointing=None)
     cfg.pop('split_planner', None)
     return cfg
+
+
+def checkpointing_spec(model_cfg: dict) -> Tuple[Dict[str, Union[bool, str]], bool]:
+    """What a checkpointed module recomputes, and whether the config checkpoints every module.
+
+    The config's ``model.checkpointing`` when it is one setting for every module; for a list of
+    per-module settings, the first that is on; with none on, every part at its default
+    granularity (what ``checkpointing=True`` means).
+    """
+    setting = model_cfg.get('checkpointing')
+    settings = list(setting) if isinstance(setting, (list, tuple)) else [setting]
+    parsed = [parse_checkpointing(s) for s in settings]
+    on = [p for p in parsed if any(p.values())]
+    uniform = not isinstance(setting, (list, tuple)) and bool(on)
+    return (on[0] if on else dict(DEFAULT_GRANULARITY)), uniform
 
 
 class _ProfiledModel:
@@ -198,34 +245,33 @@ class _ProfiledModel:
         return max(self.backbone.output_unit(position)
                    for position in head.infopro_backbone_inputs)
 
-    def local_head(self, kind: str, unit: int) -> Optional[nn.Module]:
-        """w or psi for a cut after ``unit``, built as the segmentor builds it; ``None`` if the
-        config has no such head."""
-        cfg = self.local_head_cfgs.get(kind)
+    def local_head(self, role: str, unit: int) -> Optional[nn.Module]:
+        """w (``role='reconstruction'``) or psi (``'classifier'``) for a cut after ``unit``,
+        built as the segmentor builds it; ``None`` if the config has no such head."""
+        cfg = self.local_head_cfgs.get(role)
         if cfg is None:
             return None
-        key = (kind, self.backbone.unit_out_channels(unit), self.backbone.unit_out_stride(unit))
+        key = (role, self.backbone.unit_out_channels(unit), self.backbone.unit_out_stride(unit))
         if key not in self._local_heads:
             with torch.device(self.device):
-                head = build_local_head(kind, cfg, self.backbone, unit, self.decode_head)
+                head = build_local_head(role, cfg, self.backbone, unit, self.decode_head)
             head = for_one_device(head, self.device)  # its norm_cfg is the decode head's
             head.train()
             self._local_heads[key] = head
         return self._local_heads[key]
 
+    def local_head_sites(self, outputs: Sequence[torch.Tensor]
+                         ) -> Iterator[Tuple[int, str, nn.Module, tuple]]:
+        """``(unit, role, head, shape key)`` for w and psi at every candidate cut.
 
-def _local_head_sites(parts: _ProfiledModel, outputs: Sequence[torch.Tensor]
-                      ) -> Iterator[Tuple[int, str, str, nn.Module, tuple]]:
-    """``(unit, kind, cost prefix, head, shape key)`` for w and psi at every candidate cut.
-
-    A cut after the last unit is not allowed; the key (kind and feature shape) is what a head's
-    cost depends on, so each is measured once.
-    """
-    for i in range(len(outputs) - 1):
-        for kind, prefix in (('reconstruction', 'recon'), ('classifier', 'classifier')):
-            head = parts.local_head(kind, i)
-            if head is not None:
-                yield i, kind, prefix, head, (kind, ) + tuple(outputs[i].shape[1:])
+        A cut after the last unit is not allowed; the key (role and feature shape) is what a
+        head's cost depends on, so each is measured once.
+        """
+        for i in range(len(outputs) - 1):
+            for role in ('reconstruction', 'classifier'):
+                head = self.local_head(role, i)
+                if head is not None:
+                    yield i, role, head, (role, ) + tuple(outputs[i].shape[1:])
 
 
 def profile_model(model_cfg: dict,
@@ -237,15 +283,16 @@ def profile_model(model_cfg: dict,
     """Measure the activation memory of every unit and head of a model, for one crop and batch.
 
     The segmentor is built from ``model_cfg`` through mmseg's registry as one local module
-    (:func:`profiled_model_cfg`; SyncBN converted to BN after the build), so the modules measured
-    are the ones the config builds. One forward pass through all its backbone units keeps every
+    (:func:`profiled_model_cfg`). One forward pass through all its backbone units keeps every
     graph alive, so each storage is charged to the unit that saves it first; the decode and
-    auxiliary heads then run on the unit outputs they read, and the local heads (built by the
-    segmentor's :func:`build_local_head`) on every candidate cut's output.
+    auxiliary heads then run on the unit outputs they read, and the local heads on every
+    candidate cut's output. Then every head runs once more as a checkpointed module runs it
+    (:func:`_measure_checkpointed_heads`).
 
     Args:
         model_cfg: An InfoPro segmentor config (``cfg.model``), or an mmseg EncoderDecoder on a
-            ResNet. Its split points are ignored.
+            ResNet. Its split points are ignored; its ``checkpointing`` says what a
+            checkpointed module recomputes (:func:`checkpointing_spec`).
         crop_size: ``(H, W)`` of the training crops.
         batch_size: Images per batch (per device).
         device: ``'meta'`` (default: shapes only, no memory, any size) or a real device (needs
@@ -265,94 +312,85 @@ def profile_model(model_cfg: dict,
     if amp and device.type != 'meta':
         raise ValueError(f'profile_model(amp=True) emulates autocast on the meta device; got '
                          f"device={str(device)!r}: use device='meta'")
-    with EmulatedAutocast(torch.float16) if amp else nullcontext():
-        return _profile(model_cfg, crop_size, batch_size, device, optimizer_cfg, amp)
-
-
-def _profile(model_cfg, crop_size, batch_size, device: torch.device, optimizer_cfg,
-             amp: bool) -> MemoryProfile:
-    """:func:`profile_model` inside its autocast state."""
+    spec, uniform = checkpointing_spec(model_cfg)
     crop_size = (int(crop_size[0]), int(crop_size[1]))
-    parts = _ProfiledModel(model_cfg, device)
+    with EmulatedAutocast(torch.float16) if amp else nullcontext():
+        parts = _ProfiledModel(model_cfg, device)
+        inputs = torch.randn(batch_size, 3, *crop_size, device=device)
+        samples = random_seg_batch(batch_size, crop_size, parts.decode_head.num_classes,
+                                   device=str(device))['data_samples']
+        units, outputs = _measure_plain(parts, inputs, samples)
+        _measure_checkpointed_heads(parts, spec, units, outputs, inputs, samples)
+    return MemoryProfile(
+        units=units, model_param_bytes=_param_bytes(parts.segmentor),
+        state_factor=optimizer_state_factor(optimizer_cfg), loss_weights=parts.loss_weights,
+        crop_size=crop_size, batch_size=batch_size, device=str(device), checkpointing=spec,
+        checkpointed=uniform, amp=amp)
+
+
+def _charged(meter: SavedBytesMeter, owner, run: Callable):
+    """``run()`` with its saves charged to ``owner``; returns its result, cost and FLOPs."""
+    flops = FlopCounterMode(display=False)
+    with meter.charge(owner), flops:
+        result = run()
+    return result, Cost(meter.kept_bytes[owner], meter.extra_bytes[owner]), \
+        flops.get_total_flops()
+
+
+def _measure_plain(parts: _ProfiledModel, inputs: torch.Tensor, samples: list
+                   ) -> Tuple[List[UnitCost], List[torch.Tensor]]:
+    """The units and heads as the plain model runs them, every graph kept alive."""
     backbone = parts.backbone
-    units = backbone.local_parts()[0].units
-    n = len(units)
-    # Normalised inputs (the data preprocessor's output) and labelled samples of the crop size.
-    inputs = torch.randn(batch_size, 3, *crop_size, device=device)
-    samples = random_seg_batch(batch_size, crop_size, parts.decode_head.num_classes,
-                               device=str(device))['data_samples']
-    costs = {name: [0] * n for name in ('unit_bytes', 'unit_extra', 'input_bytes', 'output_bytes',
-                                        'seg_head_bytes', 'seg_head_extra', 'recon_bytes',
-                                        'recon_extra', 'classifier_bytes', 'classifier_extra',
-                                        'recon_param_bytes', 'classifier_param_bytes')}
-    seg_head_names = [[] for _ in range(n)]
-    outputs, cached = [], {}
-    in_sizes, own_input = [0] * n, [False] * n
+    names = backbone.unit_names
+    units: List[UnitCost] = []
+    outputs: List[torch.Tensor] = []
     meter = SavedBytesMeter()
+    kept = []  # the heads' losses: their graphs stay alive, so nothing is counted twice
     with torch.enable_grad(), meta_masks_select_all(), meter:
         x = inputs
-        for i, unit in enumerate(units):
+        for i, unit in enumerate(backbone.local_parts()[0].units):
             in_key, in_bytes = storage_key(x), x.untyped_storage().nbytes()
             saved_before = meter.is_saved(x)
-            with meter.charge(('unit', i)):
-                x = unit(x)
+            x, cost, flops = _charged(meter, ('unit', i), lambda: unit(x))
             outputs.append(x)  # keeps the whole graph alive: each storage is charged once
-            costs['unit_bytes'][i] = meter.kept_bytes[('unit', i)]
-            costs['unit_extra'][i] = meter.extra_bytes[('unit', i)]
-            in_sizes[i] = in_bytes
-            own_input[i] = not saved_before and in_key in meter.saved_keys[('unit', i)]
-            if saved_before and in_key in meter.saved_keys[('unit', i)]:
-                costs['input_bytes'][i] = in_bytes
-            if not meter.is_saved(x):
-                costs['output_bytes'][i] = x.untyped_storage().nbytes()
+            saves_input = in_key in meter.saved_keys[('unit', i)]
+            units.append(UnitCost(
+                name=names[i], forward=cost, flops=flops, input_bytes=in_bytes,
+                saves_input=saves_input and not saved_before,
+                cut_input_bytes=in_bytes if saves_input and saved_before else 0,
+                output_bytes=x.untyped_storage().nbytes(), saves_output=meter.is_saved(x)))
         features = [outputs[backbone.stage_end_unit(stage)] for stage in backbone.out_indices]
-        kept = []  # the heads' losses: their graphs stay alive, so nothing is counted twice
+        batch = HeadBatch(outputs[-1], features, samples, None, parts.train_cfg)
         for name, head in parts.seg_heads:
-            unit = parts.head_input_unit(head)
-            with meter.charge(('seg', name)):
-                kept.append(head.loss(features, samples, parts.train_cfg))
-            costs['seg_head_bytes'][unit] += meter.kept_bytes[('seg', name)]
-            costs['seg_head_extra'][unit] = max(costs['seg_head_extra'][unit],
-                                                meter.extra_bytes[('seg', name)])
-            seg_head_names[unit].append(name)
-        for i, kind, prefix, head, key in _local_head_sites(parts, outputs):
+            record = units[parts.head_input_unit(head)]
+            losses, cost, flops = _charged(meter, ('seg', name),
+                                           lambda: as_local_head(head).head_loss(batch))
+            kept.append(losses)
+            record.seg_heads.append(name)
+            record.seg.plain.kept += cost.kept
+            record.seg.plain.extra = max(record.seg.plain.extra, cost.extra)
+            record.seg.flops += flops
+        cached = {}
+        for i, role, head, key in parts.local_head_sites(outputs):
             if key not in cached:
                 # The cost depends only on the feature's shape: run each shape once, with
                 # fresh images, as every module's w saves its own reference to the target.
-                with meter.charge(key):
-                    if kind == 'reconstruction':
-                        images = torch.rand(inputs.shape, device=device)
-                        kept.append(head.loss(outputs[i], images))
-                    else:
-                        kept.append(head.loss([outputs[i]], samples, parts.train_cfg))
-                cached[key] = (meter.kept_bytes[key], meter.extra_bytes[key],
-                               _param_bytes(head))
-            (costs[f'{prefix}_bytes'][i], costs[f'{prefix}_extra'][i],
-             costs[f'{prefix}_param_bytes'][i]) = cached[key]
-    checkpointing = getattr(parts.segmentor, 'checkpointing', None)
-    if checkpointing and any(checkpointing.values()):
-        if checkpointing.get('backbone'):
-            for i in range(n):
-                # Kept: the input; recomputed in backward: the unit's own saves, without it.
-                recomputed = costs['unit_bytes'][i] - (in_sizes[i] if own_input[i] else 0)
-                costs['unit_extra'][i] = recomputed + costs['unit_extra'][i]
-                costs['unit_bytes'][i] = in_sizes[i]
-                costs['input_bytes'][i] = 0
-                costs['output_bytes'][i] = outputs[i].untyped_storage().nbytes()
-        _measure_heads_checkpointed(parts, checkpointing, costs, outputs, features_of=backbone,
-                                    inputs=inputs, samples=samples)
-    else:
-        checkpointing = None
-    return MemoryProfile(
-        unit_names=list(backbone.unit_names), seg_head_names=seg_head_names,
-        model_param_bytes=_param_bytes(parts.segmentor),
-        state_factor=optimizer_state_factor(optimizer_cfg), loss_weights=parts.loss_weights,
-        crop_size=crop_size, batch_size=batch_size, device=str(device),
-        checkpointed_units=bool(checkpointing and checkpointing.get('backbone')),
-        checkpointing=checkpointing, amp=amp, **costs)
+                images = torch.rand(inputs.shape, device=inputs.device)
+                site = HeadBatch(outputs[i], features, samples, images, parts.train_cfg)
+                losses, cost, flops = _charged(meter, key, lambda: head.head_loss(site))
+                kept.append(losses)
+                cached[key] = (cost, flops)
+            cost, flops = cached[key]
+            setattr(units[i], _ROLE_FIELD[role], HeadCost(
+                plain=Cost(cost.kept, cost.extra), param_bytes=_param_bytes(head), flops=flops))
+    return units, outputs
 
 
-def _head_cost(run) -> Tuple[int, int]:
+#: The UnitCost field of each local head role.
+_ROLE_FIELD = dict(reconstruction='recon', classifier='classifier')
+
+
+def _head_cost(run: Callable[[], Dict[str, torch.Tensor]]) -> Cost:
     """What a head's loss keeps (its inputs, leaves, not counted) and how far its forward or its
     backward (a checkpointed head's recomputation) goes above that."""
     meter = SavedBytesMeter()
@@ -367,40 +405,35 @@ def _head_cost(run) -> Tuple[int, int]:
                     and value.requires_grad)
         total.backward()
         extra = max(meter.extra_bytes['head'], meter.peak_saved_bytes - before)
-    return kept, extra
+    return Cost(kept, extra)
 
 
-def _measure_heads_checkpointed(parts: '_ProfiledModel', checkpointing: dict, costs: dict,
-                                outputs: List[torch.Tensor], features_of, inputs: torch.Tensor,
+def _measure_checkpointed_heads(parts: _ProfiledModel, spec: dict, units: List[UnitCost],
+                                outputs: List[torch.Tensor], inputs: torch.Tensor,
                                 samples: list) -> None:
-    """Every head's cost with ``model.checkpointing`` on, each run alone on leaf copies of its
-    inputs (what it reads is paid by the units: kept inputs, or a module's output)."""
-    backbone, n = features_of, len(outputs)
+    """Every head's cost in a checkpointed module, each run alone on leaf copies of its inputs
+    (what it reads is paid by the units: kept inputs, or the module's output)."""
+    backbone = parts.backbone
     leaves = [o.detach().requires_grad_() for o in outputs]
     features = [leaves[backbone.stage_end_unit(stage)] for stage in backbone.out_indices]
-    train_cfg = parts.train_cfg
-    for unit in range(n):
-        costs['seg_head_bytes'][unit], costs['seg_head_extra'][unit] = 0, 0
+    batch = HeadBatch(leaves[-1], features, samples, None, parts.train_cfg)
     for name, head in parts.seg_heads:
-        unit = parts.head_input_unit(head)
-        granularity = checkpointing['decode_head' if name == 'decode' else 'auxiliary_head']
-        if granularity:
-            kept, extra = _head_cost(lambda: checkpointed_head_loss(
-                head, name, granularity, leaves[-1], features, samples, None, train_cfg))
-        else:
-            kept, extra = _head_cost(lambda: head.loss(features, samples, train_cfg))
-        costs['seg_head_bytes'][unit] += kept
-        costs['seg_head_extra'][unit] = max(costs['seg_head_extra'][unit], extra)
-    granularity = checkpointing['local_heads']
+        record = units[parts.head_input_unit(head)]
+        granularity = spec['decode_head' if name == 'decode' else 'auxiliary_head']
+        cost = _head_cost(lambda: _head_loss(as_local_head(head), granularity, batch))
+        record.seg.checkpointed.kept += cost.kept
+        record.seg.checkpointed.extra = max(record.seg.checkpointed.extra, cost.extra)
     cached = {}
-    for i, kind, prefix, head, key in _local_head_sites(parts, outputs):
+    for i, role, head, key in parts.local_head_sites(outputs):
         if key not in cached:
             images = torch.rand(inputs.shape, device=inputs.device)
-            if granularity:
-                cached[key] = _head_cost(lambda: checkpointed_head_loss(
-                    head, kind, granularity, leaves[i], [], samples, images, train_cfg))
-            elif kind == 'reconstruction':
-                cached[key] = _head_cost(lambda: head.loss(leaves[i], images))
-            else:
-                cached[key] = _head_cost(lambda: head.loss([leaves[i]], samples, train_cfg))
-        costs[f'{prefix}_bytes'][i], costs[f'{prefix}_extra'][i] = cached[key]
+            site = HeadBatch(leaves[i], [], samples, images, parts.train_cfg)
+            cached[key] = _head_cost(lambda: _head_loss(head, spec['local_heads'], site))
+        getattr(units[i], _ROLE_FIELD[role]).checkpointed = copy.copy(cached[key])
+
+
+def _head_loss(head, granularity: Union[bool, str], batch: HeadBatch) -> Dict[str, torch.Tensor]:
+    """A head's losses, checkpointed at ``granularity`` (or plain when it is off)."""
+    if granularity:
+        return checkpointed_head_loss(head, granularity, batch)
+    return head.head_loss(batch)

@@ -1,13 +1,8 @@
 """Plans as text: the per-module table, the one-line comparison, the budget message."""
-from typing import TYPE_CHECKING
-
 from ..utils.memory import GiB, MiB
 
-if TYPE_CHECKING:
-    from .solver import SplitPlan
 
-
-def describe_plan(plan: 'SplitPlan') -> str:
+def describe_plan(plan) -> str:
     """A small table: one line per module, then the peak (for logs and the CLI)."""
     profile = plan.profile
     lines = [f'K={plan.num_modules}, split points {plan.split_points} (crop '
@@ -30,14 +25,14 @@ def describe_plan(plan: 'SplitPlan') -> str:
     return '\n'.join(lines)
 
 
-def summarize_plan(name: str, plan: 'SplitPlan') -> str:
+def summarize_plan(name: str, plan) -> str:
     """One line: a plan's name, its split points, its largest module and every module (MiB)."""
     modules = ', '.join(f'{m["total_bytes"] / MiB:.0f}' for m in plan.modules)
     return (f'{name:<28} {str(plan.split_points):<48} largest {plan.peak_bytes / MiB:9.1f} MiB  '
             f'(modules: {modules} MiB)')
 
 
-def budget_message(best: 'SplitPlan', budget_gb: float) -> str:
+def budget_message(best, budget_gb: float) -> str:
     """The message when no K fits a budget: what the best split would need."""
     profile = best.profile
     return (f'no K fits a budget of {budget_gb:g} GiB for crop {profile.crop_size[0]}x'

@@ -1,31 +1,32 @@
-"""The split solver: what given cuts cost, the balanced cuts for K modules, the K for a budget.
+"""The split solver: what given cuts cost, the balanced cuts for K modules, the fit to a budget.
 
-A local module's activation peak is the sum of what its parts keep for backward (its units, the
-input it saves again after a cut, the heads its loss trains) plus the largest transient among
-them (see :class:`~infopro_seg.planning.profile.MemoryProfile`). :func:`plan_splits` picks the
-K-1 cuts that minimise the largest module (the paper's InfoPro*: dynamic programming over unit
-boundaries; ties broken by the smallest total), :func:`fit_budget` the smallest K whose largest
-module plus the model state fits a memory budget.
+A local module's activation peak is computed from the profile's unit records by
+:mod:`~infopro_seg.planning.cost_model`. :func:`plan_splits` picks the K-1 cuts that minimise the
+largest module (the paper's InfoPro*: dynamic programming over unit boundaries; ties broken by
+the smallest total), :func:`fit_budget` the smallest K whose largest module plus the model state
+fits a memory budget, and :func:`plan_within` the cuts *and* the modules to checkpoint that fit
+a budget while recomputing as little as possible (only the modules that would not fit without).
 """
 import math
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..models.splits import local_loss_weights as expand_loss_weights
+from .cost_model import module_costs
 from .profile import MemoryProfile
 from .report import describe_plan
 
 
 @dataclass
 class SplitPlan:
-    """Where to cut, and what every module then costs.
+    """Where to cut, which modules recompute, and what every module then costs.
 
     Attributes:
         split_points: Unit names to cut after (``resolve_split_points`` accepts them).
         cuts: Their unit indices.
         modules: Per module: ``dict(units=(first, last), units_bytes, input_bytes, output_bytes,
             recon_bytes, classifier_bytes, seg_head_bytes, seg_heads, transient_bytes,
-            total_bytes, recon_param_bytes, classifier_param_bytes)``.
+            total_bytes, recon_param_bytes, classifier_param_bytes, flops, checkpointed)``.
         state_bytes: Parameters + gradients + optimizer state of the whole model with these local
             heads (constant over time, present in every module).
         profile: The measurements the plan was made from.
@@ -42,6 +43,11 @@ class SplitPlan:
         return len(self.cuts) + 1
 
     @property
+    def checkpointed(self) -> List[bool]:
+        """Per module: whether it recomputes (``model.checkpointing``'s per-module list)."""
+        return [module['checkpointed'] for module in self.modules]
+
+    @property
     def peak_bytes(self) -> int:
         """The largest module's activation bytes: the training peak of activations."""
         return max(module['total_bytes'] for module in self.modules)
@@ -51,109 +57,80 @@ class SplitPlan:
         """Largest module plus the model state: what must fit in the device's memory."""
         return self.peak_bytes + self.state_bytes
 
+    @property
+    def recomputed_flops(self) -> int:
+        """Forward FLOPs run a second time in backward (the checkpointed modules')."""
+        return sum(module['flops'] for module in self.modules if module['checkpointed'])
+
+    @property
+    def local_head_flops(self) -> int:
+        """Forward FLOPs of every w and psi (training-only work E2E does not do)."""
+        return sum(module['local_head_flops'] for module in self.modules)
+
     def describe(self) -> str:
         """A small table: one line per module, then the peak (for logs and the CLI)."""
         return describe_plan(self)
 
 
 def _head_presence(profile: MemoryProfile, num_modules: int) -> List[Tuple[bool, bool]]:
-    """Which of (w, psi) each local module builds: a loss weight of 0 builds no head."""
+    """Which of (w, psi) each module builds: a loss weight of 0 builds no head; the last module
+    builds none."""
     try:
         weights = expand_loss_weights(profile.loss_weights, num_modules - 1)
     except ValueError:
         # The config's weights are for another K: assume both heads (the costlier case).
         weights = [(1.0, 1.0)] * (num_modules - 1)
-    return [(w[0] != 0, w[1] != 0) for w in weights]
+    return [(w[0] != 0, w[1] != 0) for w in weights] + [(False, False)]
 
 
 class _Costs:
-    """Module costs from prefix sums over a profile."""
+    """Module costs for one K, each (start, end, presence, checkpointed) computed once."""
 
     def __init__(self, profile: MemoryProfile, num_modules: int):
         self.profile = profile
         self.presence = _head_presence(profile, num_modules)
-        self.num_modules = num_modules
-        self._units = [0]
-        self._seg = [0]
-        for unit, seg in zip(profile.unit_bytes, profile.seg_head_bytes):
-            self._units.append(self._units[-1] + unit)
-            self._seg.append(self._seg[-1] + seg)
+        self._cache: Dict[tuple, dict] = {}
 
-    def breakdown(self, module: int, start: int, end: int) -> dict:
-        """Costs of module ``module`` over units ``[start, end)``."""
-        profile = self.profile
-        last = module == self.num_modules - 1
-        with_recon, with_classifier = (False, False) if last else self.presence[module]
-        parts = dict(
-            units=(start, end - 1),
-            units_bytes=self._units[end] - self._units[start],
-            input_bytes=profile.input_bytes[start] if start > 0 else 0,
-            # The heads reading the module's output save it, if its last unit did not.
-            output_bytes=(profile.output_bytes[end - 1] if with_recon or with_classifier
-                          or profile.seg_head_names[end - 1] else 0),
-            recon_bytes=profile.recon_bytes[end - 1] if with_recon else 0,
-            classifier_bytes=profile.classifier_bytes[end - 1] if with_classifier else 0,
-            seg_head_bytes=self._seg[end] - self._seg[start],
-            seg_heads=[name for names in profile.seg_head_names[start:end] for name in names],
-            recon_param_bytes=profile.recon_param_bytes[end - 1] if with_recon else 0,
-            classifier_param_bytes=(profile.classifier_param_bytes[end - 1]
-                                    if with_classifier else 0))
-        # Transient saves (freed inside a part) add on top of everything kept so far; taking
-        # the largest over the module's parts is exact when it comes last (the heads' metric)
-        # and an upper bound otherwise.
-        extras = profile.unit_extra[start:end] + profile.seg_head_extra[start:end]
-        if with_recon:
-            extras.append(profile.recon_extra[end - 1])
-        if with_classifier:
-            extras.append(profile.classifier_extra[end - 1])
-        kept = (parts['units_bytes'] + parts['input_bytes'] + parts['output_bytes']
-                + parts['recon_bytes'] + parts['classifier_bytes'] + parts['seg_head_bytes'])
-        if profile.checkpointed_units:
-            parts['transient_bytes'] = self._recompute_peak(start, end, with_recon,
-                                                            with_classifier, kept) - kept
-        else:
-            parts['transient_bytes'] = max(extras)
-        parts['total_bytes'] = kept + parts['transient_bytes']
-        return parts
-
-    def _recompute_peak(self, start: int, end: int, with_recon: bool, with_classifier: bool,
-                        kept: int) -> int:
-        """A checkpointed module's peak: its forward (everything kept) or a recomputation.
-
-        Backward runs the heads in the reverse of their creation order (w, psi, the decode
-        head, then auxiliary heads), each recomputed while the heads created before it still
-        keep their saves; then the units, last first, each recomputed (``unit_extra``) while
-        only the inputs of the units up to it are kept.
-        """
-        profile = self.profile
-        heads = []  # (kept, extra) in creation order
-        if with_recon:
-            heads.append((profile.recon_bytes[end - 1], profile.recon_extra[end - 1]))
-        if with_classifier:
-            heads.append((profile.classifier_bytes[end - 1], profile.classifier_extra[end - 1]))
-        seg_units = [u for u in range(start, end) if profile.seg_head_names[u]]
-        seg_units.sort(key=lambda u: 'decode' not in profile.seg_head_names[u])
-        heads += [(profile.seg_head_bytes[u], profile.seg_head_extra[u]) for u in seg_units]
-        peak, later = kept, 0
-        for head_kept, head_extra in reversed(heads):
-            peak = max(peak, kept - later + head_extra)
-            later += head_kept
-        prefix = 0
-        for i in range(start, end):
-            prefix += profile.unit_bytes[i]
-            peak = max(peak, prefix + profile.unit_extra[i])
-        return peak
-
-    def total(self, module: int, start: int, end: int) -> int:
-        return self.breakdown(module, start, end)['total_bytes']
+    def breakdown(self, module: int, start: int, end: int, checkpointed: bool) -> dict:
+        key = (start, end, self.presence[module], checkpointed)
+        if key not in self._cache:
+            self._cache[key] = module_costs(self.profile, start, end, *self.presence[module],
+                                            checkpointed)
+        return self._cache[key]
 
 
-def evaluate_cuts(profile: MemoryProfile, cuts: Sequence[int]) -> SplitPlan:
+def _plan(profile: MemoryProfile, costs: _Costs, cuts: Sequence[int],
+          checkpointed: Sequence[bool]) -> SplitPlan:
+    bounds = [0] + [c + 1 for c in cuts] + [profile.num_units]
+    modules = [dict(costs.breakdown(k, s, e, checkpointed[k]))
+               for k, (s, e) in enumerate(zip(bounds[:-1], bounds[1:]))]
+    local_params = sum(m['recon_param_bytes'] + m['classifier_param_bytes'] for m in modules)
+    return SplitPlan(split_points=[profile.units[c].name for c in cuts], cuts=list(cuts),
+                     modules=modules,
+                     state_bytes=(profile.model_param_bytes + local_params) * profile.state_factor,
+                     profile=profile)
+
+
+def _checkpointed_list(profile: MemoryProfile, num_modules: int,
+                       checkpointed: Union[None, bool, Sequence[bool]]) -> List[bool]:
+    if checkpointed is None:
+        checkpointed = profile.checkpointed
+    if isinstance(checkpointed, bool):
+        return [checkpointed] * num_modules
+    if len(checkpointed) != num_modules:
+        raise ValueError(f'{len(checkpointed)} checkpointing flags for {num_modules} modules')
+    return [bool(flag) for flag in checkpointed]
+
+
+def evaluate_cuts(profile: MemoryProfile, cuts: Sequence[int],
+                  checkpointed: Union[None, bool, Sequence[bool]] = None) -> SplitPlan:
     """What given cuts cost, module by module.
 
     Args:
-        profile: From :func:`profile_model`.
+        profile: From :func:`~infopro_seg.planning.profile.profile_model`.
         cuts: Unit indices to cut after, increasing, each below the last unit.
+        checkpointed: Which modules recompute: one flag for all, one per module, or ``None``
+            for the profiled config's own setting.
 
     Returns:
         SplitPlan: The plan for these cuts.
@@ -162,63 +139,67 @@ def evaluate_cuts(profile: MemoryProfile, cuts: Sequence[int]) -> SplitPlan:
     if any(b <= a for a, b in zip(cuts, cuts[1:])) or (cuts and not 0 <= cuts[0]) or (
             cuts and cuts[-1] >= profile.num_units - 1):
         raise ValueError(f'cuts must increase and lie in [0, {profile.num_units - 2}], got {cuts}')
-    costs = _Costs(profile, len(cuts) + 1)
-    bounds = [0] + [c + 1 for c in cuts] + [profile.num_units]
-    modules = [costs.breakdown(k, s, e) for k, (s, e) in enumerate(zip(bounds[:-1], bounds[1:]))]
-    local_params = sum(m['recon_param_bytes'] + m['classifier_param_bytes'] for m in modules)
-    return SplitPlan(split_points=[profile.unit_names[c] for c in cuts], cuts=cuts,
-                     modules=modules,
-                     state_bytes=(profile.model_param_bytes + local_params) * profile.state_factor,
-                     profile=profile)
+    num_modules = len(cuts) + 1
+    return _plan(profile, _Costs(profile, num_modules), cuts,
+                 _checkpointed_list(profile, num_modules, checkpointed))
 
 
-def _best_cuts(costs: _Costs, n: int, num_modules: int,
-               objective: Callable[[int, int], int], bound: Optional[int]) -> Optional[list]:
+#: A module's choice in the dynamic programme: ``(value, checkpointed)`` or ``None`` (not
+#: allowed).
+Choice = Optional[Tuple[tuple, bool]]
+
+
+def _best_cuts(n: int, num_modules: int, choose: Callable[[int, int, int], Choice],
+               combine: Callable[[tuple, tuple], tuple]) -> Optional[Tuple[list, list]]:
     """Dynamic programme over unit boundaries.
 
-    ``objective`` combines a prefix's value with the next module's cost (``max`` for the
-    min-max pass, ``+`` for the tie-break); modules dearer than ``bound`` are not allowed.
-    Returns the cuts, or ``None`` when no split satisfies the bound.
+    ``choose(k, start, end)`` values module k on units ``[start, end)`` (or refuses it);
+    ``combine`` adds a module's value to a prefix's (``max`` for the min-max pass, ``+`` for
+    sums). Returns the cuts and the per-module checkpointing flags, or ``None`` when no split
+    is allowed.
     """
-    inf = math.inf
-    # best[k][e]: best value of modules 0..k covering units [0, e); parent[k][e]: start of k.
+    inf = (math.inf, )
+    # best[k][e]: best value of modules 0..k covering units [0, e); parent: (start, flag).
     best = [[inf] * (n + 1) for _ in range(num_modules)]
-    parent = [[-1] * (n + 1) for _ in range(num_modules)]
+    parent: List[List[Optional[Tuple[int, bool]]]] = [[None] * (n + 1)
+                                                     for _ in range(num_modules)]
     for k in range(num_modules):
-        last = k == num_modules - 1
         # Module k needs at least one unit and must leave one per remaining module.
-        ends = [n] if last else range(k + 1, n - (num_modules - 1 - k) + 1)
+        ends = [n] if k == num_modules - 1 else range(k + 1, n - (num_modules - 1 - k) + 1)
         for end in ends:
-            starts = [0] if k == 0 else range(k, end)
-            for start in starts:
-                prefix = 0 if k == 0 else best[k - 1][start]
+            for start in ([0] if k == 0 else range(k, end)):
+                prefix = () if k == 0 else best[k - 1][start]
                 if prefix == inf:
                     continue
-                cost = costs.total(k, start, end)
-                if bound is not None and cost > bound:
+                choice = choose(k, start, end)
+                if choice is None:
                     continue
-                value = cost if k == 0 else objective(prefix, cost)
+                value = choice[0] if k == 0 else combine(prefix, choice[0])
                 if value < best[k][end]:
-                    best[k][end], parent[k][end] = value, start
+                    best[k][end], parent[k][end] = value, (start, choice[1])
     if best[num_modules - 1][n] == inf:
         return None
-    cuts, end = [], n
-    for k in range(num_modules - 1, 0, -1):
-        start = parent[k][end]
-        cuts.append(start - 1)
+    cuts, flags, end = [], [], n
+    for k in range(num_modules - 1, -1, -1):
+        start, flag = parent[k][end]
+        flags.append(flag)
+        if k > 0:
+            cuts.append(start - 1)
         end = start
-    return cuts[::-1]
+    return cuts[::-1], flags[::-1]
 
 
-def plan_splits(profile: MemoryProfile, num_modules: int) -> SplitPlan:
+def plan_splits(profile: MemoryProfile, num_modules: int,
+                checkpointed: Optional[bool] = None) -> SplitPlan:
     """The K-1 cuts that minimise the largest module's activation memory (InfoPro*).
 
     Among the splits with the smallest largest module, the one with the smallest sum over
     modules is taken (fewer bytes spent on local heads).
 
     Args:
-        profile: From :func:`profile_model`.
+        profile: From :func:`~infopro_seg.planning.profile.profile_model`.
         num_modules: K (1 is end-to-end training).
+        checkpointed: Whether every module recomputes (default: as the profiled config says).
 
     Returns:
         SplitPlan: The balanced plan.
@@ -228,12 +209,69 @@ def plan_splits(profile: MemoryProfile, num_modules: int) -> SplitPlan:
         raise ValueError(f'K={num_modules} local modules: K must be between 1 and the number of '
                          f'backbone units ({n})')
     costs = _Costs(profile, num_modules)
-    if num_modules == 1:
-        return evaluate_cuts(profile, [])
-    minmax = _best_cuts(costs, n, num_modules, max, None)
-    smallest_peak = max(m['total_bytes'] for m in evaluate_cuts(profile, minmax).modules)
-    cuts = _best_cuts(costs, n, num_modules, lambda a, b: a + b, smallest_peak) or minmax
-    return evaluate_cuts(profile, cuts)
+    flag = profile.checkpointed if checkpointed is None else bool(checkpointed)
+
+    def total(k: int, start: int, end: int) -> Choice:
+        return (costs.breakdown(k, start, end, flag)['total_bytes'], ), flag
+
+    minmax, flags = _best_cuts(n, num_modules, total, max)
+    smallest_peak = _plan(profile, costs, minmax, flags).peak_bytes
+
+    def bounded(k: int, start: int, end: int) -> Choice:
+        choice = total(k, start, end)
+        return choice if choice[0][0] <= smallest_peak else None
+
+    found = _best_cuts(n, num_modules, bounded, lambda a, b: (a[0] + b[0], ))
+    cuts, flags = found or (minmax, flags)
+    return _plan(profile, costs, cuts, flags)
+
+
+def plan_within(profile: MemoryProfile, num_modules: int, budget_bytes: int,
+                checkpointing: str = 'allow') -> Optional[SplitPlan]:
+    """The K-1 cuts and the modules to checkpoint that fit a budget at the least recomputation.
+
+    Every module must fit (its activations plus the model state at most ``budget_bytes``),
+    plain or checkpointed; a module is checkpointed only where plain it would not fit. Among the
+    splits that fit, the one recomputing the fewest FLOPs is taken, then the smallest sum of
+    module peaks.
+
+    Args:
+        profile: From :func:`~infopro_seg.planning.profile.profile_model`.
+        num_modules: K.
+        budget_bytes: What the largest module plus the model state may take.
+        checkpointing: ``'allow'`` (where needed), ``'never'`` or ``'always'`` (every module).
+
+    Returns:
+        SplitPlan or None: The plan, or ``None`` when nothing fits.
+    """
+    if checkpointing not in ('allow', 'never', 'always'):
+        raise ValueError(f"checkpointing must be 'allow', 'never' or 'always', got "
+                         f'{checkpointing!r}')
+    n = profile.num_units
+    if not 1 <= num_modules <= n:
+        return None
+    costs = _Costs(profile, num_modules)
+    # The model state depends on the cuts through the local heads' parameters: bound it by the
+    # largest w + psi of any cut, so whatever the DP picks fits.
+    head_params = max(unit.recon.param_bytes + unit.classifier.param_bytes
+                      for unit in profile.units[:-1]) if n > 1 else 0
+    state = (profile.model_param_bytes + head_params * (num_modules - 1)) * profile.state_factor
+    allowed = budget_bytes - state
+    flags = dict(allow=(False, True), never=(False, ), always=(True, ))[checkpointing]
+
+    def choose(k: int, start: int, end: int) -> Choice:
+        options = []
+        for flag in flags:
+            module = costs.breakdown(k, start, end, flag)
+            if module['total_bytes'] <= allowed:
+                options.append(((module['flops'] if flag else 0, module['total_bytes']), flag))
+        return min(options) if options else None
+
+    found = _best_cuts(n, num_modules, choose, lambda a, b: (a[0] + b[0], a[1] + b[1]))
+    if found is None:
+        return None
+    plan = _plan(profile, costs, *found)
+    return plan if plan.peak_with_state_bytes <= budget_bytes else None
 
 
 def naive_cuts(num_units: int, num_modules: int) -> List[int]:
@@ -246,7 +284,7 @@ def fit_budget(profile: MemoryProfile, budget_bytes: int,
     """The smallest K whose balanced plan (largest module + model state) fits a budget.
 
     Args:
-        profile: From :func:`profile_model`.
+        profile: From :func:`~infopro_seg.planning.profile.profile_model`.
         budget_bytes: Memory available for training.
         max_modules: Largest K to try (capped at the number of units).
 

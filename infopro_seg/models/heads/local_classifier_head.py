@@ -6,9 +6,11 @@ import torch.nn.functional as F
 from mmseg.models.decode_heads import FCNHead
 from mmseg.registry import MODELS
 
+from .local_head import ModuleOutputHeadMixin
+
 
 @MODELS.register_module()
-class LocalClassifierHead(FCNHead):
+class LocalClassifierHead(ModuleOutputHeadMixin, FCNHead):
     """Predicts the labels from a local module's feature: pixel-wise cross-entropy.
 
     The reference psi is exactly a one-conv FCN head: 3x3 conv -> ``channels`` + norm + ReLU,

@@ -11,10 +11,11 @@ from mmseg.registry import MODELS
 from torch import nn
 
 from ...errors import ConfigError
+from .local_head import HeadBatch, ModuleOutputHeadMixin
 
 
 @MODELS.register_module()
-class ReconstructionHead(BaseModule):
+class ReconstructionHead(ModuleOutputHeadMixin, BaseModule):
     """Reconstructs the (de-normalised) input crop from a local module's feature.
 
     As in the paper's segmentation code: a 1x1 conv, then per x2 bilinear up-sampling a 3x3
@@ -81,6 +82,15 @@ class ReconstructionHead(BaseModule):
         if self.num_upsamples > 0:
             x = self._up(x)
         return self.to_image(x)
+
+    def forward_args(self, inputs: Sequence[torch.Tensor]) -> tuple:
+        """``forward`` takes the module output alone."""
+        return (inputs[0], )
+
+    def head_loss_by_logits(self, logits: torch.Tensor, batch: HeadBatch
+                            ) -> Dict[str, torch.Tensor]:
+        """The loss against the batch's crops in [0, 1]."""
+        return self.loss_by_feat(logits, batch.images)
 
     def loss(self, feature: torch.Tensor, target: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Reconstruction loss against the input crop scaled to [0, 1].

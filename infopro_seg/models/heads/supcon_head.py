@@ -9,6 +9,7 @@ from mmseg.registry import MODELS
 from torch import nn
 
 from ...errors import ConfigError
+from .local_head import ModuleOutputHeadMixin
 
 
 def sample_pixels_per_class(labels: torch.Tensor, max_per_class: int,
@@ -66,7 +67,7 @@ def supervised_contrastive_loss(embeddings: torch.Tensor, labels: torch.Tensor,
 
 
 @MODELS.register_module()
-class SupConHead(BaseModule):
+class SupConHead(ModuleOutputHeadMixin, BaseModule):
     """psi as a supervised contrastive loss on sampled pixel embeddings (kind ``'classifier'``).
 
     The paper's CIFAR variant with the best accuracy replaces psi's cross-entropy by a
@@ -140,7 +141,12 @@ class SupConHead(BaseModule):
         Returns:
             dict: ``loss_supcon``.
         """
-        embeddings = self(inputs).float()
+        return self.loss_by_feat(self(inputs), batch_data_samples)
+
+    def loss_by_feat(self, embeddings: torch.Tensor, batch_data_samples: list
+                     ) -> Dict[str, torch.Tensor]:
+        """SupCon loss of pixel embeddings (:meth:`forward`'s output) sampled per class."""
+        embeddings = embeddings.float()
         labels = torch.stack([s.gt_sem_seg.data for s in batch_data_samples]).float()
         labels = F.interpolate(labels, size=embeddings.shape[-2:], mode='nearest')
         labels = labels.long().flatten()

@@ -10,14 +10,40 @@ import torch
 from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper
 from mmseg.models.segmentors import EncoderDecoder
-from mmseg.registry import MODELS, TASK_UTILS
+from mmseg.registry import MODELS
 from torch import nn
 
+from ...errors import ConfigError
 from ..backbones.infopro_backbone import InfoProBackbone
 from ..head_inputs import backbone_outputs_read
 from ..splits import local_loss_weights as expand_loss_weights
 from ..utils.checkpointing import guard_with_cp_blocks, parse_checkpointing
 from .local_module import LocalModule
+
+
+def parse_module_checkpointing(cfg, num_modules: int
+                               ) -> Union[Dict[str, Union[bool, str]], List[dict]]:
+    """Normalise ``model.checkpointing``: one setting for every module, or one per module.
+
+    Args:
+        cfg: Any value :func:`parse_checkpointing` takes (every module alike), or a list with
+            one such value per local module (e.g. ``[None, True, True, None]``: recompute only
+            modules 2 and 3).
+        num_modules: K.
+
+    Returns:
+        The parsed setting (a dict), or a list of K parsed settings.
+
+    Raises:
+        ConfigError: A bad value, or a list whose length is not K.
+    """
+    if not isinstance(cfg, (list, tuple)):
+        return parse_checkpointing(cfg)
+    if len(cfg) != num_modules:
+        raise ConfigError(f'model.checkpointing has {len(cfg)} entries but the split points '
+                          f'make K={num_modules} local modules; give one entry per module '
+                          '(None or True each) or one setting for all')
+    return [parse_checkpointing(entry) for entry in cfg]
 
 
 def build_local_head(kind: str, cfg: dict, backbone: InfoProBackbone, unit: int,
@@ -92,13 +118,14 @@ class InfoProEncoderDecoder(EncoderDecoder):
         local_loss_weights: ``(lambda1, lambda2)`` per local module, one pair for all, or
             ``dict(first=..., last=...)`` for a linear schedule. A weight of 0 drops that head
             (``lambda1=0`` is the greedy supervised baseline).
-        split_planner: With ``backbone.split_points='auto'``: how to choose the cuts, e.g.
-            ``dict(num_modules=2, crop_size=(512, 1024), batch_size=2)`` or
-            ``dict(budget_gb=8, ...)`` (see :class:`infopro_seg.planning.SplitPlanner`).
-            The plan is made when the model is built (on the meta device: no memory, seconds),
-            logged, and kept as ``self.split_plan``.
+        split_planner: How ``backbone.split_points='auto'`` is planned. The plan is made
+            before the model is built, by the config transform
+            (:func:`infopro_seg.planning.resolve_config`), which replaces ``'auto'`` by the
+            chosen points and drops this key; a model built with explicit points ignores it.
         checkpointing: Recompute instead of store, in every local module (any K, K=1
-            included): ``None`` (default, off), ``True`` / ``'all'``, or a dict choosing parts,
+            included), or per module as a list of K settings (e.g. ``[None, True, True, None]``,
+            as the memory fit chooses): ``None`` (default, off), ``True`` / ``'all'``, or a dict
+            choosing parts,
             ``dict(backbone=True, decode_head=True, auxiliary_head=True, local_heads=True)``.
             ``backbone`` recomputes every backbone unit (stem pieces, blocks) in its module's
             backward; the heads (decode, auxiliary, w and psi) are recomputed up to their logits,
@@ -118,26 +145,17 @@ class InfoProEncoderDecoder(EncoderDecoder):
                  split_planner: Optional[dict] = None,
                  checkpointing: Union[None, bool, str, dict] = None,
                  **kwargs):
-        checkpointing = parse_checkpointing(checkpointing)  # bad input fails before building
-        split_plan = None
         if isinstance(backbone.get('split_points'), str) and backbone['split_points'] == 'auto':
-            # Resolve the cuts before anything is built: the backbone and the local heads (whose
-            # channels depend on where the cuts fall) are then built as for explicit points. The
-            # planner (infopro_seg.planning) is reached through the registry.
-            planner = TASK_UTILS.build({'type': 'SplitPlanner', **(split_planner or {})})
-            split_plan = planner.plan(dict(
-                type=type(self), backbone=backbone, decode_head=decode_head,
-                local_heads=local_heads, local_loss_weights=local_loss_weights,
-                checkpointing=checkpointing, **kwargs))
-            backbone = {**backbone, 'split_points': split_plan.split_points}
-        super().__init__(backbone=backbone, decode_head=decode_head, **kwargs)
-        if split_planner is not None and split_plan is None:
-            # E.g. a config that inherits an 'auto' config but sets explicit points.
-            print_log("model.split_planner is ignored: backbone.split_points is not 'auto'",
+            raise ConfigError(
+                "backbone.split_points='auto' is planned before the model is built, by the "
+                "InfoPro runner (runner_type='InfoProRunner', set by configs/_base_/"
+                'infopro_runtime.py; used by tools/train.py and mmseg\'s own tools) or by '
+                'infopro_seg.planning.resolve_config(cfg). Fix: build the config through one of '
+                'them, or give explicit split points (tools/analysis_tools/plan_splits.py)')
+        if split_planner is not None:
+            print_log('model.split_planner is ignored: backbone.split_points is not \'auto\'',
                       logger='current', level=logging.WARNING)
-        self.split_plan = split_plan
-        if split_plan is not None:
-            print_log(f'InfoPro split planner chose:\n{split_plan.describe()}', logger='current')
+        super().__init__(backbone=backbone, decode_head=decode_head, **kwargs)
         if not isinstance(self.backbone, InfoProBackbone):
             raise TypeError('InfoProEncoderDecoder needs an InfoPro backbone (it knows the split '
                             'points: InfoProResNet, InfoProResNeXt, InfoProResNeSt, '
@@ -145,6 +163,7 @@ class InfoProEncoderDecoder(EncoderDecoder):
                             'infopro_seg/models/backbones/infopro_backbone.py), got '
                             f'{type(self.backbone).__name__}')
         num_modules = self.backbone.num_modules
+        parse_module_checkpointing(checkpointing, num_modules)  # bad input fails early
         if self.with_neck and num_modules > 1:
             raise NotImplementedError('a neck reads several backbone stages at once; InfoPro with '
                                       'K > 1 supports neck-free models such as DeepLab-V3')
@@ -154,7 +173,7 @@ class InfoProEncoderDecoder(EncoderDecoder):
             self._build_local_heads(k, weights, local_heads or {})
             for k, weights in enumerate(self.loss_weights))
         self._check_head_placement()
-        self.checkpointing = checkpointing
+        self.checkpointing = parse_module_checkpointing(checkpointing, num_modules)
         # Blocks a config set mmseg's with_cp on: running statistics updated once as well.
         self._block_guards = guard_with_cp_blocks(self.backbone)
         print_log(f'InfoPro: K={num_modules} local modules\n{self.backbone.describe_modules()}',
@@ -240,24 +259,31 @@ class InfoProEncoderDecoder(EncoderDecoder):
         aux_heads = self._aux_heads()
         for k, part in enumerate(self.backbone.local_parts()):
             heads, checkpoint_heads = [], []
+            checkpointing = self.module_checkpointing(k)
             if k < len(self.local_heads):
                 for name, head in self.local_heads[k].items():
                     # Read at every forward: LocalLossWeightAnnealHook changes loss_weights.
                     weight = partial(self.local_loss_weight, k, name)
-                    heads.append((f'm{k + 1}', head, name, weight))
-                    checkpoint_heads.append(self.checkpointing['local_heads'])
+                    heads.append((f'm{k + 1}', head, weight))
+                    checkpoint_heads.append(checkpointing['local_heads'])
             else:
-                heads.append(('decode', self.decode_head, 'segmentation', 1.0))
-                checkpoint_heads.append(self.checkpointing['decode_head'])
+                heads.append(('decode', self.decode_head, 1.0))
+                checkpoint_heads.append(checkpointing['decode_head'])
             for idx, head in enumerate(aux_heads):
                 if self._output_owner(head) == k:
                     prefix = f'aux_{idx}' if isinstance(self.auxiliary_head, nn.ModuleList) \
                         else 'aux'
-                    heads.append((prefix, head, 'segmentation', 1.0))
-                    checkpoint_heads.append(self.checkpointing['auxiliary_head'])
+                    heads.append((prefix, head, 1.0))
+                    checkpoint_heads.append(checkpointing['auxiliary_head'])
             modules.append(LocalModule(part, heads, self.train_cfg, checkpoint_heads,
-                                       checkpoint_units=self.checkpointing['backbone']))
+                                       checkpoint_units=checkpointing['backbone']))
         return modules
+
+    def module_checkpointing(self, module: int) -> Dict[str, Union[bool, str]]:
+        """What local module ``module`` recomputes (one entry per checkpointing part)."""
+        if isinstance(self.checkpointing, list):
+            return self.checkpointing[module]
+        return self.checkpointing
 
     def local_loss_weight(self, module: int, kind: str) -> float:
         """The current loss weight of local module ``module``'s ``kind`` head (lambda1 for
@@ -270,9 +296,10 @@ class InfoProEncoderDecoder(EncoderDecoder):
         The data preprocessor normalised them; undoing that is cheaper than keeping a second
         copy of the batch alive.
         """
-        preprocessor = self.data_preprocessor
-        if getattr(preprocessor, '_enable_normalize', False):
-            inputs = inputs * preprocessor.std + preprocessor.mean
+        # mmseg's preprocessor registers mean and std only when it normalises.
+        mean = getattr(self.data_preprocessor, 'mean', None)
+        if mean is not None:
+            inputs = inputs * self.data_preprocessor.std + mean
         return (inputs / 255).clamp_(0, 1)
 
     def _run_local_modules(self, inputs: torch.Tensor, data_samples: list,
@@ -315,44 +342,44 @@ class InfoProEncoderDecoder(EncoderDecoder):
     def train_step(self, data: Union[dict, tuple, list], optim_wrapper: OptimWrapper,
                    local_modules: Optional[Sequence[nn.Module]] = None
                    ) -> Dict[str, torch.Tensor]:
-        """One InfoPro iteration: K local forward/backward passes, one optimizer step.
+        """One InfoPro iteration: K local forward/backward passes, then the iteration's step.
 
-        Each module's loss goes through the optimizer wrapper (``scale_loss`` for accumulation,
-        ``backward`` for AMP loss scaling) inside its ``optim_context`` (autocast; ``no_sync``
-        of that module's DDP wrapper while accumulating). mmengine's OptimWrapper counts
-        ``backward`` calls (``_inner_count``) to decide when to sync and step; our K calls are
-        one iteration, so each is made at the count the iteration started with.
+        Each module runs inside ``optim_wrapper.optim_context`` (autocast; ``no_sync`` of its
+        DDP while accumulating) and its loss goes to ``optim_wrapper.local_backward``, which
+        frees the module's graph before the next module runs; ``finish_iteration`` then counts
+        the iteration and steps when the wrapper says so. The wrapper is one of InfoPro's
+        (:mod:`infopro_seg.engine.optim`), which own accumulation, loss scaling and the step.
 
         Args:
             data: A batch from the dataloader.
-            optim_wrapper: The runner's optimizer wrapper.
+            optim_wrapper: The runner's optimizer wrapper (an InfoPro one).
             local_modules: The modules to run, e.g. each wrapped in DDP by
                 :class:`InfoProDistributedDataParallel`; default :meth:`local_modules`.
 
         Returns:
             dict: Log variables: the total ``loss`` and every module's losses.
+
+        Raises:
+            ConfigError: ``optim_wrapper`` has no local-step protocol.
         """
+        if not callable(getattr(optim_wrapper, 'local_backward', None)):
+            raise ConfigError(
+                f'{type(optim_wrapper).__name__} cannot drive InfoPro\'s local steps (it counts '
+                'one backward per iteration). Fix: set optim_wrapper.constructor='
+                "'InfoProOptimWrapperConstructor' (the InfoPro configs do), or optim_wrapper.type"
+                "='InfoProOptimWrapper' / 'InfoProAmpOptimWrapper'")
         with optim_wrapper.optim_context(self):
             data = self.data_preprocessor(data, True)
         modules = self.local_modules() if local_modules is None else local_modules
-        start_count = optim_wrapper.inner_count
-
-        def module_context(module: nn.Module):
-            # Every module decides sync / no-sync (and the loss scale) at the iteration's count.
-            optim_wrapper._inner_count = start_count
-            return optim_wrapper.optim_context(module)
-
         log_vars = OrderedDict(loss=0.)
-        for losses in self._run_local_modules(data['inputs'], data['data_samples'], modules,
-                                              module_context):
+        for k, losses in enumerate(self._run_local_modules(
+                data['inputs'], data['data_samples'], modules, optim_wrapper.optim_context)):
             loss, module_vars = self.parse_losses(losses)
-            optim_wrapper._inner_count = start_count
-            optim_wrapper.backward(optim_wrapper.scale_loss(loss))  # frees this module's graph
+            # Frees this module's graph (and, stepping each module, its gradients).
+            optim_wrapper.local_backward(loss, module=f'module {k + 1}', log_vars=module_vars)
             log_vars['loss'] = log_vars['loss'] + module_vars.pop('loss').detach()
             log_vars.update((name, value.detach()) for name, value in module_vars.items())
-        if optim_wrapper.should_update():
-            optim_wrapper.step()
-            optim_wrapper.zero_grad()
+        optim_wrapper.finish_iteration()
         return log_vars
 
     def loss(self, inputs: torch.Tensor, data_samples: list) -> dict:

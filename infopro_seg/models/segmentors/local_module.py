@@ -2,19 +2,15 @@
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from torch import nn
 
-from ..backbones.infopro_resnet import BackbonePart
-from ..heads.reconstruction_head import ReconstructionHead
+from ..backbones.infopro_backbone import BackbonePart
+from ..heads.local_head import HeadBatch, as_local_head
 from ..utils.checkpointing import (checkpoint_call, layer_checkpointed_view,
                                    wrap_units_for_checkpointing)
 
-#: How a head reads its input, by kind:
-#: 'reconstruction' (w): the module output and the de-normalised images;
-#: 'classifier' (psi): the module output alone;
-#: 'segmentation' (decode / auxiliary heads): the backbone output tuple, picking ``in_index``.
-HEAD_KINDS = ('reconstruction', 'classifier', 'segmentation')
+#: A loss weight, or a callable returning it (read at every forward).
+Weight = Union[float, Callable[[], float]]
 
 
 class LocalModule(nn.Module):
@@ -26,10 +22,11 @@ class LocalModule(nn.Module):
 
     Args:
         backbone_part: The module's backbone units.
-        heads: ``(log prefix, head, kind, loss weight)`` for every head this module's loss trains;
-            kind is one of :data:`HEAD_KINDS`; the weight scales the head's ``loss*`` entries. A
-            weight may be a callable returning it, read at every forward: a schedule changes it
-            while the module lives on (e.g. inside its DDP wrapper).
+        heads: ``(log prefix, head, loss weight)`` for every head this module's loss trains. Each
+            head answers the local-head interface (:mod:`~infopro_seg.models.heads.local_head`;
+            mmseg decode heads through its adapter); the weight scales the head's ``loss*``
+            entries. A weight may be a callable returning it, read at every forward: a schedule
+            changes it while the module lives on (e.g. inside its DDP wrapper).
         train_cfg: The segmentor's ``train_cfg``, passed to mmseg heads.
         checkpoint_heads: One entry per head: ``False``, or recompute it in this module's
             backward instead of keeping its activations, as one region (``'head'``) or layer by
@@ -41,20 +38,20 @@ class LocalModule(nn.Module):
 
     def __init__(self,
                  backbone_part: BackbonePart,
-                 heads: Sequence[Tuple[str, nn.Module, str, Union[float, Callable[[], float]]]],
+                 heads: Sequence[Tuple[str, nn.Module, Weight]],
                  train_cfg: Optional[dict] = None,
                  checkpoint_heads: Sequence[Union[bool, str]] = (),
                  checkpoint_units: bool = False):
         super().__init__()
         self.backbone_part = backbone_part
-        self.heads = nn.ModuleList(head for _, head, _, _ in heads)
-        self.head_specs = [(prefix, kind, weight) for prefix, _, kind, weight in heads]
+        self.heads = nn.ModuleList(head for _, head, _ in heads)
+        self.head_specs = [(prefix, weight) for prefix, _, weight in heads]
         self.train_cfg = train_cfg
-        for _, kind, _ in self.head_specs:
-            assert kind in HEAD_KINDS, kind
         self.checkpoint_heads: List[Union[bool, str]] = (list(checkpoint_heads)
                                                         or [False] * len(heads))
-        assert len(self.checkpoint_heads) == len(heads), (checkpoint_heads, len(heads))
+        if len(self.checkpoint_heads) != len(heads):
+            raise ValueError(f'checkpoint_heads has {len(self.checkpoint_heads)} entries for '
+                             f'{len(heads)} heads')
         if checkpoint_units:
             wrap_units_for_checkpointing(backbone_part.units)
 
@@ -78,19 +75,14 @@ class LocalModule(nn.Module):
         all_features = list(features)
         for position, feature in outputs.items():
             all_features[position] = feature
+        batch = HeadBatch(x, all_features, data_samples, images, self.train_cfg)
         losses = {}
-        for head, (prefix, kind, weight), checkpointed in zip(self.heads, self.head_specs,
-                                                              self.checkpoint_heads):
+        for head, (prefix, weight), checkpointed in zip(self.heads, self.head_specs,
+                                                        self.checkpoint_heads):
             weight = weight() if callable(weight) else weight
-            if checkpointed:
-                head_losses = checkpointed_head_loss(head, kind, checkpointed, x, all_features,
-                                                     data_samples, images, self.train_cfg)
-            elif kind == 'reconstruction':
-                head_losses = head.loss(x, images)
-            elif kind == 'classifier':
-                head_losses = head.loss([x], data_samples, self.train_cfg)
-            else:
-                head_losses = head.loss(all_features, data_samples, self.train_cfg)
+            head = as_local_head(head)
+            head_losses = (checkpointed_head_loss(head, checkpointed, batch) if checkpointed
+                           else head.head_loss(batch))
             for name, value in head_losses.items():
                 if 'loss' in name and weight != 1:
                     value = value * weight
@@ -98,54 +90,36 @@ class LocalModule(nn.Module):
         return x, outputs, losses
 
 
-def checkpointed_head_loss(head: nn.Module, kind: str, granularity: str, x: torch.Tensor,
-                           features: List[Optional[torch.Tensor]], data_samples: list,
-                           images: Optional[torch.Tensor], train_cfg) -> Dict[str, torch.Tensor]:
+def checkpointed_head_loss(head, granularity: str, batch: HeadBatch) -> Dict[str, torch.Tensor]:
     """A head's losses with its forward recomputed in backward.
 
-    Heads whose ``loss`` is forward + ``loss_by_feat`` (mmseg's decode heads, w, psi) are
-    checkpointed up to their logits, as one region or layer by layer (``granularity``), and
-    the loss is computed outside; any other head's whole ``loss`` is one region.
+    A head that splits at its logits (``head.splits_at_logits``: InfoPro's heads, mmseg's decode
+    heads) is checkpointed up to its logits, as one region or layer by layer (``granularity``),
+    and its loss is computed outside; any other head's whole ``head_loss`` is one region.
 
     Args:
-        head: The head.
-        kind: ``'reconstruction'`` (w), ``'classifier'`` (psi) or a segmentation head's kind.
+        head: A head answering the local-head interface (:func:`as_local_head`).
         granularity: ``'head'`` or ``'layers'``.
-        x: The module's output (w and psi read it).
-        features: The backbone outputs (segmentation heads read them).
-        data_samples: The labels.
-        images: w's target.
-        train_cfg: The segmentor's ``train_cfg``.
+        batch: What the heads read.
 
     Returns:
         dict: The head's losses.
     """
-    if kind == 'reconstruction':
-        inputs, unpack, target = [x], (lambda feature: feature), images
-    else:
-        if kind == 'classifier':
-            inputs = [x]
-        else:
-            # Every output: heads may read more than ``in_index`` says (DeepLab-V3+ reads
-            # ``inputs[0]`` directly). Outputs of this module are alive until its backward
-            # anyway; earlier ones are passed only while a later head needs them.
-            inputs = list(features)
-        unpack, target = (lambda *feats: list(feats)), data_samples
-    if type(head).loss in (BaseDecodeHead.loss, ReconstructionHead.loss):
+    module = head.module
+    if head.splits_at_logits:
+        inputs = head.head_inputs(batch)
         if granularity == 'layers':
-            logits = layer_checkpointed_view(head)(unpack(*inputs))
+            logits = layer_checkpointed_view(module)(*head.forward_args(inputs))
         else:
-            logits = checkpoint_call(lambda *t: head(unpack(*t)), head, *inputs)
-        return head.loss_by_feat(logits, target)
+            logits = checkpoint_call(lambda *t: module(*head.forward_args(t)), module, *inputs)
+        return head.head_loss_by_logits(logits, batch)
+    # One region over the whole loss, keeping only the tensors the head reads.
     names = []
 
-    def whole_loss(*tensors):
-        if kind == 'reconstruction':
-            head_losses = head.loss(unpack(*tensors), target)
-        else:
-            head_losses = head.loss(unpack(*tensors), target, train_cfg)
-        names[:] = list(head_losses)
-        return tuple(head_losses.values())
+    def whole_loss(*inputs):
+        losses = head.head_loss(head.batch_with_inputs(batch, inputs))
+        names[:] = list(losses)
+        return tuple(losses.values())
 
-    values = checkpoint_call(whole_loss, head, *inputs)
+    values = checkpoint_call(whole_loss, module, *head.head_inputs(batch))
     return dict(zip(names, values))

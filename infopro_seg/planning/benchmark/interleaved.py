@@ -18,9 +18,9 @@ import time
 from typing import Dict, List, Sequence, Tuple
 
 import torch
-from mmengine.optim import OptimWrapper
 
 from ...engine.amp import DeviceAmpOptimWrapper
+from ...engine.optim import InfoProOptimWrapper
 from ...models.utils.checkpointing import parse_checkpointing
 from ...utils.batch import random_seg_batch
 from ..build import build_on_one_device
@@ -69,7 +69,7 @@ def time_interleaved(cfg, methods: Sequence[str], cuts: Dict[int, List[str]],
         # A tiny learning rate: the weights stay in a normal range over all rounds.
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-5, momentum=0.9)
         models[k] = model
-        wrappers[k] = (OptimWrapper(optimizer),
+        wrappers[k] = (InfoProOptimWrapper(optimizer),
                        DeviceAmpOptimWrapper(device='cpu', dtype='bfloat16',
                                              optimizer=optimizer))
     data = random_seg_batch(batch, tuple(crop), models[min(models)].decode_head.num_classes,

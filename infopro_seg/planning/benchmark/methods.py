@@ -13,6 +13,8 @@ import re
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 from ...models.splits import SPLIT_PRESETS
+from ..profile import profile_model
+from ..solver import plan_splits
 
 DEFAULT_METHODS = ('e2e', 'with_cp', 'amp', 'infopro-k2', 'infopro-k3', 'infopro-k4')
 _METHOD = re.compile(r'^(?P<base>e2e|with_cp|amp|infopro-k(?P<k>\d+))(?P<cp>\+cp)?'
@@ -93,11 +95,8 @@ def drop_pretrained(cfg) -> None:
 
 
 def _own_num_cuts(model_cfg: dict) -> Optional[int]:
-    """How many cuts the config's own split points make (None: 'auto' without K, or unknown)."""
+    """How many cuts the config's own split points make (None: 'auto', or unknown)."""
     split_points = model_cfg['backbone'].get('split_points', ())
-    if split_points == 'auto':
-        planner = model_cfg.get('split_planner') or {}
-        return planner['num_modules'] - 1 if 'num_modules' in planner else None
     if isinstance(split_points, str):
         return len(SPLIT_PRESETS.get(split_points, ())) if split_points in SPLIT_PRESETS else None
     return len(split_points)
@@ -150,15 +149,15 @@ def method_model_cfg(cfg, method: str, crop: Sequence[int], batch: int
         if _own_num_cuts(model) == k - 1 and model['backbone'].get('split_points') != 'auto':
             notes.append("the config's split points")
         else:
-            model['backbone']['split_points'] = 'auto'
-            # Planned for the method as trained: checkpointed (model.checkpointing) and AMP.
-            model['split_planner'] = dict(num_modules=k, crop_size=tuple(crop), batch_size=batch,
-                                          amp=amp)
             weights = model.get('local_loss_weights')
             if isinstance(weights, (list, tuple)) and len(weights) not in (1, k - 1):
                 # Written for another K: go linearly from the first pair to the last.
                 model['local_loss_weights'] = dict(first=weights[0], last=weights[-1])
                 notes.append('loss weights first->last schedule')
+            # Planned for the method as trained: checkpointed (model.checkpointing) and AMP.
+            model['backbone']['split_points'] = plan_splits(
+                profile_model(model, crop, batch, 'meta', amp=amp), k).split_points
+        model.pop('split_planner', None)
     elif infopro:
         model['backbone']['split_points'] = []
         model.pop('split_planner', None)
@@ -184,6 +183,8 @@ def method_optim_wrapper_cfg(cfg, amp: bool, device: str) -> dict:
         dict: The ``optim_wrapper`` config.
     """
     optim_cfg = copy.deepcopy(cfg.get('optim_wrapper') or DEFAULT_OPTIM_WRAPPER)
+    # InfoPro's wrappers (mmengine's own for models trained end to end work alike).
+    optim_cfg.setdefault('constructor', 'InfoProOptimWrapperConstructor')
     if amp and device == 'cuda':
         optim_cfg.update(type='AmpOptimWrapper', dtype='float16')
         optim_cfg.setdefault('loss_scale', 'dynamic')
