@@ -45,6 +45,16 @@ EXPECTED = {
     'configs/deeplabv3plus_r101_infopro_ade20k.py': (2, ['layer3.18'], (1.5, 1.0)),
     'configs/deeplabv3_r101_infopro_voc12aug.py': (2, ['layer3.11'], (1.5, 1.0)),
     'configs/deeplabv3plus_r101_infopro_voc12aug.py': (2, ['layer3.16'], (1.5, 1.0)),
+    # Hierarchical transformers: cuts from plan_splits.py (tests/test_transformer_configs.py).
+    'configs/segformer_mit-b5_infopro-k4_cityscapes-1024x1024.py':
+    (4, ['layers.1.1.3', 'layers.2.1.11', 'layers.2.1.27'], (0.5, 1.0)),
+    'configs/segformer_mit-b5_infopro-k2_cityscapes-1024x1024.py':
+    (2, ['layers.2.1.11'], (1.5, 1.0)),
+    'configs/upernet_swin-b_infopro-k4_ade20k-512x512.py':
+    (4, ['stages.1.blocks.1', 'stages.2.blocks.10', 'stages.3.blocks.0'], (0.5, 1.0)),
+    'configs/upernet_swin-t_infopro-k2_ade20k-512x512.py': (2, ['stages.2.blocks.4'], (1.5, 1.0)),
+    'configs/segnext_mscan-b_infopro-k4_ade20k-512x512.py':
+    (4, ['block1.0', 'patch_embed2', 'block3.3'], (0.5, 1.0)),
 }
 
 

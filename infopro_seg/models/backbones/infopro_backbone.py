@@ -30,6 +30,7 @@ from torch import nn
 
 from ...errors import ConfigError
 from ..splits import SplitPoint, resolve_split_points
+from .host_schedules import HostSchedules
 
 
 class BackbonePart(nn.Module):
@@ -90,7 +91,8 @@ class InfoProBackbone:
             raise ConfigError("split_points='auto' is resolved by InfoProEncoderDecoder from "
                               'model.split_planner (see infopro_seg.planning); a backbone built '
                               'on its own needs explicit split points')
-        super().__init__(**kwargs)
+        with HostSchedules():  # drop-path schedules are read with .item(), also on meta
+            super().__init__(**kwargs)
         self.unit_names = self._unit_names()
         self.cuts = resolve_split_points(split_points, self.unit_names)
         self.split_points = [self.unit_names[i] for i in self.cuts]
