@@ -278,7 +278,7 @@ def test_each_mistake_through_the_tools_is_one_line_and_exit_2(data, tmp_path):
           '--cfg-options', 'model.type=EncoderDecoder'],
          "the study compares InfoPro methods and needs model.type='InfoProEncoderDecoder'"),
         (['tools/analysis_tools/plan_splits.py', ok, '--budget-gb', '0'],
-         '--budget-gb must be a positive number of GiB, got 0'),
+         'must be a positive number of GiB, got 0'),
     ]
     if not torch.cuda.is_available():
         cases.append((train + ['--amp'], 'drop --amp, or for bfloat16 autocast on the CPU use '

@@ -13,6 +13,7 @@ after the config dump.
 import difflib
 import inspect
 import logging
+import warnings
 from typing import Iterator, Optional, Set, Tuple
 
 import torch
@@ -168,9 +169,11 @@ def check_model_builds(model_cfg: dict) -> None:
         return
     logger = MMLogger.get_current_instance()
     level = logger.level
-    logger.setLevel(logging.WARNING)  # the real build logs what this one would
+    logger.setLevel(logging.WARNING)
     try:
-        with torch.device('meta'):
+        # the real build warns (deprecations) and logs what this one would
+        with torch.device('meta'), warnings.catch_warnings():
+            warnings.simplefilter('ignore')
             MODELS.build(ConfigDict(model_cfg.to_dict() if hasattr(model_cfg, 'to_dict')
                                     else model_cfg))
     except ConfigError:

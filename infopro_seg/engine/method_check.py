@@ -4,6 +4,7 @@ A method that cannot apply to the config (an InfoPro method on a plain mmseg mod
 modules than the backbone has units) would otherwise fail in its own process after the others
 had run, as a row marked failed.
 """
+import warnings
 from typing import List, Sequence, Tuple
 
 import torch
@@ -45,22 +46,23 @@ def check_benchmark_methods(cfg: Config, methods: Sequence[str], crop: Tuple[int
         ConfigError: The first method that cannot run on this config, with the reason and the
             valid choices.
     """
-    for method in methods:
-        try:
-            method_model_cfg(cfg, method, crop, batch)
-        except ValueError as error:
-            raise ConfigError(f'--methods {method}: {error}') from None
     ks = {method: parse_method(method).k for method in methods
           if parse_method(method).base == 'infopro'}
-    if not ks or max(ks.values()) == 1:
-        return
-    units = backbone_unit_names(cfg.model)
-    for method, k in ks.items():
-        if k > len(units):
-            raise ConfigError(
-                f'--methods {method}: K={k} local modules, but '
-                f"{cfg.model.backbone.get('type')} has {len(units)} units to cut between; "
-                f'use infopro-k1 .. infopro-k{len(units)}')
+    if ks and max(ks.values()) > 1 and cfg.model.get('type') == 'InfoProEncoderDecoder':
+        units = backbone_unit_names(cfg.model)
+        for method, k in ks.items():
+            if k > len(units):
+                raise ConfigError(
+                    f'--methods {method}: K={k} local modules, but '
+                    f"{cfg.model.backbone.get('type')} has {len(units)} units to cut between; "
+                    f'use infopro-k1 .. infopro-k{len(units)}')
+    for method in methods:
+        try:
+            with warnings.catch_warnings():  # each method's own run shows them
+                warnings.simplefilter('ignore')
+                method_model_cfg(cfg, method, crop, batch)
+        except ValueError as error:
+            raise ConfigError(f'--methods {method}: {error}') from None
 
 
 def check_study_config(cfg: Config) -> None:
