@@ -243,7 +243,7 @@ def test_budget_search_and_a_budget_too_small(tiny_config):
     assert plan is None and best.peak_with_state_bytes > 1024
 
     proc = _run([PLAN_SPLITS, tiny_config, '--crop', '96', '96', '--batch', '2',
-                 '--budget-gb', '0.000001', '--max-k', '3'])
+                 '--budget-gib', '0.000001', '--headroom-gib', '0', '--max-k', '3'])
     assert proc.returncode == 2
     assert 'no configuration (K, checkpointing, AMP) fits a budget of 1e-06 GiB' in proc.stderr
     assert 'smallest achievable peak' in proc.stderr and 'Traceback' not in proc.stderr
@@ -251,33 +251,35 @@ def test_budget_search_and_a_budget_too_small(tiny_config):
 
 
 def test_budget_query_picks_the_cheapest_fitting_configuration():
-    from infopro_seg.planning import budget_candidates, cheapest_fitting
+    from infopro_seg.planning.budget import candidates_for, cheapest_fitting
     cfg = tiny_deeplab_cfg(split_points=[], depth=50)
-    args = ((96, 64), 2)
-    everything = budget_candidates(cfg, *args, budget_bytes=1 << 40, max_modules=4)
+    profiles = [profile_model(cfg, (96, 64), 2, amp=amp) for amp in (False, True)]
+    everything = candidates_for(profiles, budget_bytes=1 << 40, max_modules=4)
     assert len(everything) == 8 and all(c.fits for c in everything)  # K=1..4 x AMP
     chosen = cheapest_fitting(everything)
     # Nothing is cheaper than E2E; AMP is estimated free, so the tie goes to fp32.
     assert (chosen.num_modules, chosen.checkpointed_modules, chosen.amp) == (1, [], False)
     assert chosen.overhead == 0
     # Below every plain (no recomputation) configuration: only checkpointing fits.
-    plain = min(c.peak_bytes for c in everything)
-    tight = budget_candidates(cfg, *args, budget_bytes=plain - 1, max_modules=4)
+    plain = min(plan_splits(profile, k, checkpointed=False).peak_with_state_bytes
+                for profile in profiles for k in range(1, 5))
+    tight = candidates_for(profiles, budget_bytes=plain - 1, max_modules=4)
     chosen = cheapest_fitting(tight)
     assert chosen.checkpointed_modules and chosen.peak_bytes <= plain - 1
     assert all(c.overhead >= chosen.overhead for c in tight if c.fits)
-    smallest = min(c.peak_bytes for c in tight)
-    assert cheapest_fitting(budget_candidates(cfg, *args, budget_bytes=smallest - 1,
-                                              max_modules=4)) is None
+    # Only the modules that need it recompute: cheaper than recomputing every module.
+    everywhere = candidates_for(profiles, plain - 1, max_modules=4, checkpointing='always')
+    assert chosen.overhead < min(c.overhead for c in everywhere if c.fits)
+    assert cheapest_fitting(candidates_for(profiles, budget_bytes=1024, max_modules=4)) is None
 
 
 def test_plan_splits_budget_query_prints_the_table_and_the_answer(tiny_config):
     proc = _run([PLAN_SPLITS, tiny_config, '--crop', '96', '96', '--batch', '2',
-                 '--budget-gib', '1', '--max-k', '2'])
+                 '--budget-gib', '2', '--max-k', '2'])
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = [line for line in proc.stdout.splitlines() if line[:2].strip().isdigit()]
-    assert len(table) == 4  # K=1..2 x AMP
-    assert 'Fastest that fits 1 GiB: K=1 (' in proc.stdout
+    assert len(table) == 8  # K=1..2 x AMP x stepping each module
+    assert 'InfoPro fit for 2 GiB (crop 96x96, batch 2): K=1, split_points=[]' in proc.stdout
 
 
 def test_plan_splits_cli_prints_points_and_modules(tiny_config):

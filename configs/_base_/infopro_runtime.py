@@ -6,6 +6,11 @@
 # `default_hooks = {{_base_.infopro_default_hooks}}`, `train_cfg = {{_base_.infopro_train_cfg}}`.
 custom_imports = dict(imports=['infopro_seg'], allow_failed_imports=False)
 
+# The config is planned before anything is built (infopro_fit, split_points='auto'), and the
+# optimizer wrapper is InfoPro's (one local backward per module, one step per iteration), also
+# under mmseg's own tools/train.py.
+runner_type = 'InfoProRunner'
+
 # Multi-GPU runs: one DDP per local module, each all-reduced once per iteration
 # (docs/multi_gpu.md).
 model_wrapper_cfg = dict(type='InfoProDistributedDataParallel')

@@ -6,12 +6,14 @@ from .optim import (InfoProAmpOptimWrapper, InfoProOptimWrapper, InfoProOptimWra
 from .hooks import (ExactResumeHook, FaultTolerantCheckpointHook, PreemptionCheckpointHook,
                     SafeCheckpointLoadingHook)
 from .loops import ResumableIterBasedTrainLoop
+from .runner import InfoProRunner
 from .publish import TRAINING_ONLY_PREFIXES, publish_checkpoint
 
 # CheckpointError and load_checkpoint_safely live in infopro_seg.fileio; exported here too as
 # the checkpoint API of the training engine.
 __all__ = ['CheckpointError', 'load_checkpoint_safely', 'DeviceAmpOptimWrapper',
            'InfoProDistributedDataParallel', 'InfoProAmpOptimWrapper',
-           'InfoProOptimWrapper', 'InfoProOptimWrapperConstructor', 'LocalStepMixin', 'ExactResumeHook', 'SafeCheckpointLoadingHook',
+           'InfoProOptimWrapper', 'InfoProOptimWrapperConstructor', 'LocalStepMixin',
+           'ExactResumeHook', 'SafeCheckpointLoadingHook',
            'FaultTolerantCheckpointHook', 'PreemptionCheckpointHook', 'ResumableIterBasedTrainLoop',
-           'TRAINING_ONLY_PREFIXES', 'publish_checkpoint']
+           'InfoProRunner', 'TRAINING_ONLY_PREFIXES', 'publish_checkpoint']

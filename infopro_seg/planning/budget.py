@@ -15,7 +15,12 @@ device (:func:`estimated_overhead`); it is an estimate, not a measurement:
 - a checkpointed module runs its forward once more in backward: ``+c/(3F)`` for its forward
   FLOPs ``c`` (``+1/3`` with every module checkpointed);
 - AMP: 0 (on a GPU with tensor cores mixed precision is usually faster, never slower by much; on
-  the CPU bfloat16 autocast can be slower, which this model ignores).
+  the CPU bfloat16 autocast can be slower, which this model ignores);
+- stepping each module right after its backward (``optim_wrapper.step_each_module``, one
+  module's gradients alive at a time): 0 (the same optimizer work, split in K calls).
+
+Ties go to fp32 and to one step per iteration: AMP changes the numerics, and stepping each module
+clips gradients per module; both are chosen only where they are needed to fit.
 """
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
@@ -46,6 +51,10 @@ class BudgetCandidate:
     fits: bool
 
     @property
+    def step_each_module(self) -> bool:
+        return self.plan.step_each_module
+
+    @property
     def overhead(self) -> float:
         return estimated_overhead(self.plan)
 
@@ -71,7 +80,8 @@ class BudgetCandidate:
         text = self.checkpointing_text()
         cp = '' if text == '-' else (' + checkpointing' if text == 'all'
                                      else f' + checkpointing (modules {text})')
-        return f'K={self.num_modules}{cp}' + (' + AMP' if self.amp else '')
+        return f'K={self.num_modules}{cp}' + (' + AMP' if self.amp else '') + (
+            ' + step each module' if self.step_each_module else '')
 
 
 def _choices(value: str, name: str) -> Sequence[bool]:
@@ -84,8 +94,10 @@ def budget_candidates(model_cfg: dict, crop_size: Sequence[int], batch_size: int
                       budget_bytes: int, max_modules: int = 8,
                       optimizer_cfg: Optional[dict] = None,
                       state_factor: Optional[int] = None, amp: str = 'allow',
-                      checkpointing: str = 'allow') -> List[BudgetCandidate]:
-    """Every (K, AMP) for K = 1..``max_modules``, planned for the budget and costed.
+                      checkpointing: str = 'allow', step_each_module: str = 'never'
+                      ) -> List[BudgetCandidate]:
+    """Every (K, AMP, step each module) for K = 1..``max_modules``, planned for the budget and
+    costed.
 
     Args:
         model_cfg: The segmentor config (its own ``checkpointing`` says what a checkpointed
@@ -98,24 +110,38 @@ def budget_candidates(model_cfg: dict, crop_size: Sequence[int], batch_size: int
         state_factor: Overrides the parameter-sized tensors per parameter.
         amp: ``'allow'``, ``'never'`` or ``'always'``.
         checkpointing: ``'allow'`` (modules that need it), ``'never'`` or ``'always'``.
+        step_each_module: ``'allow'``, ``'never'`` or ``'always'``.
 
     Returns:
-        list[BudgetCandidate]: Ordered by AMP, then K.
+        list[BudgetCandidate]: Ordered by AMP, step each module, then K.
     """
     base = model_cfg.to_dict() if hasattr(model_cfg, 'to_dict') else dict(model_cfg)
     _choices(checkpointing, 'checkpointing')
-    candidates = []
+    profiles = []
     for with_amp in _choices(amp, 'amp'):
         profile = profile_model(base, crop_size, batch_size, 'meta', optimizer_cfg,
                                 amp=with_amp)
         if state_factor is not None:
             profile.state_factor = int(state_factor)
-        for k in range(1, min(max_modules, profile.num_units) + 1):
-            plan = plan_within(profile, k, budget_bytes, checkpointing)
-            fits = plan is not None
-            if not fits:  # the smallest peak this K reaches, for the table
-                plan = plan_splits(profile, k, checkpointed=checkpointing != 'never')
-            candidates.append(BudgetCandidate(k, with_amp, plan, fits))
+        profiles.append(profile)
+    return candidates_for(profiles, budget_bytes, max_modules, checkpointing, step_each_module)
+
+
+def candidates_for(profiles: Sequence, budget_bytes: int, max_modules: int = 8,
+                   checkpointing: str = 'allow', step_each_module: str = 'never'
+                   ) -> List[BudgetCandidate]:
+    """:func:`budget_candidates` from profiles already measured (one per AMP setting), e.g. to
+    plan many budgets from one measurement."""
+    candidates = []
+    for profile in profiles:
+        for stepping in _choices(step_each_module, 'step_each_module'):
+            for k in range(1, min(max_modules, profile.num_units) + 1):
+                plan = plan_within(profile, k, budget_bytes, checkpointing, stepping)
+                fits = plan is not None
+                if not fits:  # the smallest peak this K reaches, for the table
+                    plan = plan_splits(profile, k, checkpointed=checkpointing != 'never')
+                    plan.step_each_module = stepping
+                candidates.append(BudgetCandidate(k, profile.amp, plan, fits))
     return candidates
 
 
@@ -125,19 +151,21 @@ def cheapest_fitting(candidates: Sequence[BudgetCandidate]) -> Optional[BudgetCa
     fitting = [c for c in candidates if c.fits]
     if not fitting:
         return None
-    return min(fitting, key=lambda c: (round(c.overhead, 6), c.amp, c.peak_bytes,
-                                       c.num_modules))
+    return min(fitting, key=lambda c: (round(c.overhead, 6), c.amp, c.step_each_module,
+                                       c.peak_bytes, c.num_modules))
 
 
 def format_candidates(candidates: Sequence[BudgetCandidate],
                       chosen: Optional[BudgetCandidate] = None) -> str:
     """A table: K, AMP, checkpointed modules, peak (GiB, activations + state), fits, overhead,
     cuts."""
-    lines = [f'{"K":>2}  {"amp":<3}  {"recompute":<9}  {"peak GiB":>8}  {"fits":<4}  '
-             f'{"overhead":>8}  split points']
+    stepping = any(c.step_each_module for c in candidates)
+    lines = [f'{"K":>2}  {"amp":<3}  ' + ('step  ' if stepping else '')
+             + f'{"recompute":<9}  {"peak GiB":>8}  {"fits":<4}  {"overhead":>8}  split points']
     for c in candidates:
         mark = '  <-' if c is chosen else ''
-        lines.append(f'{c.num_modules:>2}  {"on" if c.amp else "off":<3}  '
+        step = (f'{"each" if c.step_each_module else "once":<4}  ' if stepping else '')
+        lines.append(f'{c.num_modules:>2}  {"on" if c.amp else "off":<3}  {step}'
                      f'{c.checkpointing_text():<9}  {c.peak_bytes / GiB:>8.2f}  '
                      f'{"yes" if c.fits else "no":<4}  {c.overhead:>+7.0%}   '
                      f'{", ".join(c.plan.split_points) or "-"}{mark}')

@@ -33,8 +33,8 @@ def module_costs(profile: MemoryProfile, start: int, end: int, with_recon: bool,
 
     Returns:
         dict: ``units=(first, last), units_bytes, input_bytes, output_bytes, recon_bytes,
-        classifier_bytes, seg_head_bytes, seg_heads, recon_param_bytes,
-        classifier_param_bytes, transient_bytes, total_bytes, flops (forward, heads
+        classifier_bytes, seg_head_bytes, seg_heads, param_bytes (units and decode/auxiliary
+        heads), recon_param_bytes, classifier_param_bytes, transient_bytes, total_bytes, flops (forward, heads
         included), local_head_flops (w and psi), checkpointed``.
     """
     units = profile.units[start:end]
@@ -59,6 +59,7 @@ def module_costs(profile: MemoryProfile, start: int, end: int, with_recon: bool,
         classifier_bytes=head(last.classifier).kept if with_classifier else 0,
         seg_head_bytes=sum(head(unit.seg).kept for unit in units),
         seg_heads=[name for unit in units for name in unit.seg_heads],
+        param_bytes=sum(unit.param_bytes + unit.seg.param_bytes for unit in units),
         recon_param_bytes=last.recon.param_bytes if with_recon else 0,
         classifier_param_bytes=last.classifier.param_bytes if with_classifier else 0,
         local_head_flops=((last.recon.flops if with_recon else 0)

@@ -18,14 +18,17 @@ Planning is deterministic (the same config gives the same plan on every rank); o
 ``budget_gib='auto'`` reads the device, and every rank of a distributed run then agrees on the
 smallest free memory among them (:func:`device_budget_bytes`). Nothing is kept between calls.
 """
+import argparse
 import copy
 import json
 import logging
+import os
 import os.path as osp
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import Callable, Optional, Tuple
 
 import torch
+from mmengine.dist import init_dist
 from mmengine.logging import print_log
 
 from ..errors import ConfigError
@@ -41,7 +44,7 @@ from .solver import fit_budget, plan_splits
 #: The work-dir file that records a fit's decision.
 DECISION_FILE = 'infopro_fit.json'
 #: What a fit request takes.
-FIT_KEYS = ('budget_gib', 'headroom_gib', 'max_k', 'checkpointing', 'amp')
+FIT_KEYS = ('budget_gib', 'headroom_gib', 'max_k', 'checkpointing', 'amp', 'step_each_module')
 #: Fixed part of the default headroom: CUDA/cuDNN workspaces and NCCL buffers, which
 #: ``max_memory_allocated`` does not count but the device's free memory must hold.
 HEADROOM_FIXED_GIB = 1.0
@@ -64,6 +67,7 @@ class FitDecision:
     split_points: list
     checkpointing: list  # per module: recomputes or not
     amp: bool
+    step_each_module: bool
     peak_gib: float  # planned: largest module + model state
     overhead: float  # estimated, over E2E
     crop_size: list
@@ -89,13 +93,20 @@ class FitDecision:
         return (f'InfoPro fit for {self.budget_gib:g} GiB (crop {self.crop_size[0]}x'
                 f'{self.crop_size[1]}, batch {self.batch_size}): K={self.num_modules}, '
                 f'split_points={self.split_points}, checkpointing {cp}, '
-                f'AMP {"on" if self.amp else "off"}; planned peak {self.peak_gib:.2f} GiB + '
+                f'AMP {"on" if self.amp else "off"}'
+                + ('; each module steps after its backward' if self.step_each_module else '')
+                + f'; planned peak {self.peak_gib:.2f} GiB + '
                 f'headroom {self.headroom_gib:.2f} GiB; estimated overhead {self.overhead:+.0%}')
 
 
-def device_budget_bytes() -> int:
-    """Free memory of this rank's CUDA device; the smallest over all ranks when a process group
-    exists (so every rank plans the same run).
+def device_budget_bytes(cfg=None) -> int:
+    """Free memory of this rank's CUDA device; the smallest over all ranks of a distributed run
+    (so every rank plans the same run).
+
+    Args:
+        cfg: The config; with a launcher (``cfg.launcher`` not ``'none'``) the process group is
+            initialised here as the Runner would (mmengine's ``init_dist``), and the Runner then
+            uses it.
 
     Raises:
         ConfigError: No CUDA device.
@@ -104,6 +115,10 @@ def device_budget_bytes() -> int:
         raise ConfigError("--fit auto reads the free memory of the training GPU, and no CUDA "
                           'device is available here: give a budget in GiB instead, e.g. '
                           '--fit 10')
+    launcher = (cfg or {}).get('launcher', 'none')
+    if launcher != 'none' and not torch.distributed.is_initialized():
+        dist_cfg = (cfg.get('env_cfg') or {}).get('dist_cfg') or {}
+        init_dist(launcher, **dist_cfg)
     free, _ = torch.cuda.mem_get_info()
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         value = torch.tensor([free], device='cuda', dtype=torch.int64)
@@ -125,7 +140,7 @@ def fit_request(cfg) -> Optional[dict]:
     if budget != 'auto' and (not isinstance(budget, (int, float)) or budget <= 0):
         raise ConfigError(f"infopro_fit.budget_gib must be a positive number of GiB or 'auto', "
                           f'got {budget!r} (e.g. --fit 10 or --fit auto)')
-    for key in ('checkpointing', 'amp'):
+    for key in ('checkpointing', 'amp', 'step_each_module'):
         request.setdefault(key, 'allow')
         if request[key] not in CHOICES:
             raise ConfigError(f'infopro_fit.{key} must be one of {list(CHOICES)}, got '
@@ -140,18 +155,33 @@ def fit_request(cfg) -> Optional[dict]:
     return request
 
 
-def plan_fit(cfg, request: dict) -> FitDecision:
+def _log(text: str) -> None:
+    print_log(text, logger='current')
+
+
+def plan_fit(cfg, request: dict, crop=None, batch: Optional[int] = None,
+             report: Callable[[str], None] = _log) -> Tuple[FitDecision, str]:
     """Plan a fit request for a config (nothing is written).
+
+    Args:
+        cfg: The config.
+        request: From :func:`fit_request`.
+        crop: ``(H, W)`` (default: the config's training crop).
+        batch: Images per device (default: the config's).
+        report: Called with the table of candidates (also when nothing fits).
+
+    Returns:
+        tuple: The decision, and the table of candidates with the overhead model (text).
 
     Raises:
         ConfigError: No crop size, or nothing fits the budget.
     """
-    crop = config_crop_size(cfg)
+    crop = crop or config_crop_size(cfg)
     if crop is None:
         raise ConfigError('the fit needs the training crop: set crop_size (or the data '
                           "preprocessor's size) in the config")
-    batch = config_batch_size(cfg)
-    budget_gib = (device_budget_bytes() / GiB if request['budget_gib'] == 'auto'
+    batch = batch or config_batch_size(cfg)
+    budget_gib = (device_budget_bytes(cfg) / GiB if request['budget_gib'] == 'auto'
                   else float(request['budget_gib']))
     headroom = request.get('headroom_gib')
     headroom = default_headroom_gib(budget_gib) if headroom is None else float(headroom)
@@ -160,25 +190,31 @@ def plan_fit(cfg, request: dict) -> FitDecision:
         raise ConfigError(f'a budget of {budget_gib:.2f} GiB leaves nothing after the headroom '
                           f'of {headroom:.2f} GiB: give a larger budget or a smaller '
                           'infopro_fit.headroom_gib')
+    if (cfg.get('optim_wrapper') or {}).get('accumulative_counts', 1) != 1:
+        request = dict(request, step_each_module='never')  # not with accumulation
     candidates = budget_candidates(cfg.model, crop, batch, int(usable * GiB), request['max_k'],
                                    config_optimizer(cfg), amp=request['amp'],
-                                   checkpointing=request['checkpointing'])
+                                   checkpointing=request['checkpointing'],
+                                   step_each_module=request['step_each_module'])
     chosen = cheapest_fitting(candidates)
-    print_log(f'InfoPro fit: {budget_gib:.2f} GiB - headroom {headroom:.2f} GiB = '
-              f'{usable:.2f} GiB for the planned peak (largest module + model state, meta '
-              f'device); candidates:\n{format_candidates(candidates, chosen)}\n'
-              f'{overhead_model_text()}', logger='current')
+    table = (f'InfoPro fit: {budget_gib:.2f} GiB - headroom {headroom:.2f} GiB = {usable:.2f} '
+             'GiB for the planned peak (largest module + model state, meta device), crop '
+             f'{crop[0]}x{crop[1]}, batch {batch}; candidates:\n'
+             f'{format_candidates(candidates, chosen)}\n{overhead_model_text()}')
+    report(table)
     if chosen is None:
         raise ConfigError(no_fit_message(candidates, usable))
     return FitDecision(
         budget_gib=budget_gib, headroom_gib=headroom, num_modules=chosen.num_modules,
         split_points=list(chosen.plan.split_points), checkpointing=chosen.plan.checkpointed,
-        amp=chosen.amp, peak_gib=chosen.peak_bytes / GiB, overhead=chosen.overhead,
-        crop_size=list(crop), batch_size=batch)
+        amp=chosen.amp, step_each_module=chosen.step_each_module,
+        peak_gib=chosen.peak_bytes / GiB, overhead=chosen.overhead,
+        crop_size=list(crop), batch_size=batch), table
 
 
 def apply_decision(cfg, decision: FitDecision) -> None:
-    """Write a decision into a config: split points, per-module checkpointing, AMP."""
+    """Write a decision into a config: split points, per-module checkpointing, AMP, and
+    whether each module steps after its backward."""
     cfg.model.backbone.split_points = list(decision.split_points)
     cfg.model.pop('split_planner', None)
     setting = cfg.model.get('checkpointing')
@@ -192,8 +228,18 @@ def apply_decision(cfg, decision: FitDecision) -> None:
             wrapper.update(type='AmpOptimWrapper', loss_scale='dynamic')
         else:  # a CPU run: bfloat16 autocast, the same activation sizes as float16
             wrapper.update(type='DeviceAmpOptimWrapper', device='cpu', dtype='bfloat16')
+    if decision.step_each_module:
+        wrapper['step_each_module'] = True
     cfg.infopro_fit = None
     cfg.infopro_fit_decision = asdict(decision)
+
+
+def use_infopro_optim_wrappers(cfg) -> None:
+    """Let an InfoPro model's optimizer wrapper be built by InfoPro's constructor (it maps
+    mmengine's ``OptimWrapper`` / ``AmpOptimWrapper`` to their InfoPro versions), unless the
+    config names a constructor of its own."""
+    if cfg.get('model', {}).get('type') == 'InfoProEncoderDecoder' and cfg.get('optim_wrapper'):
+        cfg.optim_wrapper.setdefault('constructor', 'InfoProOptimWrapperConstructor')
 
 
 def _read_decision(work_dir: str) -> Optional[FitDecision]:
@@ -221,6 +267,7 @@ def resolve_config(cfg) -> Optional[FitDecision]:
         ConfigError: A bad request, a budget nothing fits, or ``'auto'`` without a GPU.
     """
     _resolve_auto_split_points(cfg)
+    use_infopro_optim_wrappers(cfg)
     request = fit_request(cfg)
     if request is None:
         return None
@@ -230,10 +277,11 @@ def resolve_config(cfg) -> Optional[FitDecision]:
         print_log(f'InfoPro fit: resuming with the decision in {work_dir}/{DECISION_FILE} (not '
                   'planned again)', logger='current')
     else:
-        decision = plan_fit(cfg, request)
+        decision, _ = plan_fit(cfg, request)
         if work_dir:
-            atomic_write_bytes(osp.join(work_dir, DECISION_FILE),
-                               json.dumps(asdict(decision), indent=1).encode())
+            os.makedirs(work_dir, exist_ok=True)
+            atomic_write_bytes(json.dumps(asdict(decision), indent=1).encode(),
+                               osp.join(work_dir, DECISION_FILE))
     apply_decision(cfg, decision)
     print_log(decision.describe(), logger='current')
     return decision
@@ -273,6 +321,29 @@ def _resolve_auto_split_points(cfg) -> None:
               level=logging.INFO)
 
 
+def fit_budget_arg(value: str):
+    """``--fit``'s value: ``'auto'`` or a positive number of GiB (an argparse ``type``)."""
+    if value == 'auto':
+        return value
+    try:
+        budget = float(value)
+    except ValueError:
+        budget = None
+    if budget is None or not budget > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of GiB or 'auto', got "
+                                         f'{value!r}')
+    return budget
+
+
+def request_fit(cfg, budget, headroom_gib: Optional[float] = None) -> None:
+    """Ask for a fit to ``budget`` GiB (or ``'auto'``): the config's ``infopro_fit`` with this
+    budget (and headroom, if given); :func:`resolve_config` plans it."""
+    request = dict(cfg.get('infopro_fit') or {}, budget_gib=budget)
+    if headroom_gib is not None:
+        request['headroom_gib'] = headroom_gib
+    cfg.infopro_fit = request
+
+
 def apply_fit(cfg, budget, headroom_gib: Optional[float] = None) -> FitDecision:
     """Fit ``cfg`` (in place) to ``budget`` GiB (or ``'auto'``): ``--fit`` of tools/train.py.
 
@@ -285,10 +356,7 @@ def apply_fit(cfg, budget, headroom_gib: Optional[float] = None) -> FitDecision:
     Returns:
         FitDecision: What was chosen.
     """
-    request = dict(cfg.get('infopro_fit') or {}, budget_gib=budget)
-    if headroom_gib is not None:
-        request['headroom_gib'] = headroom_gib
-    cfg.infopro_fit = request
+    request_fit(cfg, budget, headroom_gib)
     return resolve_config(cfg)
 
 
@@ -299,5 +367,6 @@ def resolved_copy(cfg):
     return cfg
 
 
-__all__ = ['FitDecision', 'apply_fit', 'resolve_config', 'resolved_copy', 'plan_fit', 'apply_decision',
+__all__ = ['FitDecision', 'apply_fit', 'fit_budget_arg', 'request_fit', 'resolve_config',
+           'resolved_copy', 'plan_fit', 'apply_decision',
            'fit_request', 'device_budget_bytes', 'default_headroom_gib', 'DECISION_FILE']

@@ -102,6 +102,7 @@ class UnitCost:
         name: The unit's name (a split point).
         forward: Its forward's saves, storages counted where first saved.
         flops: Its forward FLOPs.
+        param_bytes: Bytes of its parameters (as many again for their gradients).
         input_bytes: Bytes of its input.
         saves_input: It saves its own input, which no earlier unit saved (so ``forward.kept``
             includes it).
@@ -117,6 +118,7 @@ class UnitCost:
     name: str
     forward: Cost
     flops: int
+    param_bytes: int
     input_bytes: int
     saves_input: bool
     cut_input_bytes: int
@@ -355,7 +357,8 @@ def _measure_plain(parts: _ProfiledModel, inputs: torch.Tensor, samples: list
             outputs.append(x)  # keeps the whole graph alive: each storage is charged once
             saves_input = in_key in meter.saved_keys[('unit', i)]
             units.append(UnitCost(
-                name=names[i], forward=cost, flops=flops, input_bytes=in_bytes,
+                name=names[i], forward=cost, flops=flops, param_bytes=_param_bytes(unit),
+                input_bytes=in_bytes,
                 saves_input=saves_input and not saved_before,
                 cut_input_bytes=in_bytes if saves_input and saved_before else 0,
                 output_bytes=x.untyped_storage().nbytes(), saves_output=meter.is_saved(x)))
@@ -370,6 +373,7 @@ def _measure_plain(parts: _ProfiledModel, inputs: torch.Tensor, samples: list
             record.seg.plain.kept += cost.kept
             record.seg.plain.extra = max(record.seg.plain.extra, cost.extra)
             record.seg.flops += flops
+            record.seg.param_bytes += _param_bytes(head)
         cached = {}
         for i, role, head, key in parts.local_head_sites(outputs):
             if key not in cached:

@@ -30,12 +30,15 @@ class SplitPlan:
         state_bytes: Parameters + gradients + optimizer state of the whole model with these local
             heads (constant over time, present in every module).
         profile: The measurements the plan was made from.
+        step_each_module: Each module steps right after its backward and frees its gradients
+            (``optim_wrapper.step_each_module``): only one module's gradients exist at a time.
     """
     split_points: List[str]
     cuts: List[int]
     modules: List[dict]
     state_bytes: int
     profile: MemoryProfile = field(repr=False)
+    step_each_module: bool = False
 
     @property
     def num_modules(self) -> int:
@@ -54,8 +57,15 @@ class SplitPlan:
 
     @property
     def peak_with_state_bytes(self) -> int:
-        """Largest module plus the model state: what must fit in the device's memory."""
-        return self.peak_bytes + self.state_bytes
+        """Largest module plus the model state: what must fit in the device's memory.
+
+        Stepping each module, the gradients in the state are those of the module that runs.
+        """
+        if not self.step_each_module:
+            return self.peak_bytes + self.state_bytes
+        params = self.state_bytes // self.profile.state_factor
+        return self.state_bytes - params + max(
+            module['total_bytes'] + module_grad_bytes(module) for module in self.modules)
 
     @property
     def recomputed_flops(self) -> int:
@@ -70,6 +80,11 @@ class SplitPlan:
     def describe(self) -> str:
         """A small table: one line per module, then the peak (for logs and the CLI)."""
         return describe_plan(self)
+
+
+def module_grad_bytes(module: dict) -> int:
+    """Gradient bytes of one module's parameters (its units and heads)."""
+    return module['param_bytes'] + module['recon_param_bytes'] + module['classifier_param_bytes']
 
 
 def _head_presence(profile: MemoryProfile, num_modules: int) -> List[Tuple[bool, bool]]:
@@ -100,7 +115,7 @@ class _Costs:
 
 
 def _plan(profile: MemoryProfile, costs: _Costs, cuts: Sequence[int],
-          checkpointed: Sequence[bool]) -> SplitPlan:
+          checkpointed: Sequence[bool], step_each_module: bool = False) -> SplitPlan:
     bounds = [0] + [c + 1 for c in cuts] + [profile.num_units]
     modules = [dict(costs.breakdown(k, s, e, checkpointed[k]))
                for k, (s, e) in enumerate(zip(bounds[:-1], bounds[1:]))]
@@ -108,7 +123,7 @@ def _plan(profile: MemoryProfile, costs: _Costs, cuts: Sequence[int],
     return SplitPlan(split_points=[profile.units[c].name for c in cuts], cuts=list(cuts),
                      modules=modules,
                      state_bytes=(profile.model_param_bytes + local_params) * profile.state_factor,
-                     profile=profile)
+                     profile=profile, step_each_module=step_each_module)
 
 
 def _checkpointed_list(profile: MemoryProfile, num_modules: int,
@@ -123,7 +138,8 @@ def _checkpointed_list(profile: MemoryProfile, num_modules: int,
 
 
 def evaluate_cuts(profile: MemoryProfile, cuts: Sequence[int],
-                  checkpointed: Union[None, bool, Sequence[bool]] = None) -> SplitPlan:
+                  checkpointed: Union[None, bool, Sequence[bool]] = None,
+                  step_each_module: bool = False) -> SplitPlan:
     """What given cuts cost, module by module.
 
     Args:
@@ -131,6 +147,7 @@ def evaluate_cuts(profile: MemoryProfile, cuts: Sequence[int],
         cuts: Unit indices to cut after, increasing, each below the last unit.
         checkpointed: Which modules recompute: one flag for all, one per module, or ``None``
             for the profiled config's own setting.
+        step_each_module: Each module steps right after its backward.
 
     Returns:
         SplitPlan: The plan for these cuts.
@@ -141,7 +158,7 @@ def evaluate_cuts(profile: MemoryProfile, cuts: Sequence[int],
         raise ValueError(f'cuts must increase and lie in [0, {profile.num_units - 2}], got {cuts}')
     num_modules = len(cuts) + 1
     return _plan(profile, _Costs(profile, num_modules), cuts,
-                 _checkpointed_list(profile, num_modules, checkpointed))
+                 _checkpointed_list(profile, num_modules, checkpointed), step_each_module)
 
 
 #: A module's choice in the dynamic programme: ``(value, checkpointed)`` or ``None`` (not
@@ -227,7 +244,8 @@ def plan_splits(profile: MemoryProfile, num_modules: int,
 
 
 def plan_within(profile: MemoryProfile, num_modules: int, budget_bytes: int,
-                checkpointing: str = 'allow') -> Optional[SplitPlan]:
+                checkpointing: str = 'allow', step_each_module: bool = False
+                ) -> Optional[SplitPlan]:
     """The K-1 cuts and the modules to checkpoint that fit a budget at the least recomputation.
 
     Every module must fit (its activations plus the model state at most ``budget_bytes``),
@@ -240,6 +258,8 @@ def plan_within(profile: MemoryProfile, num_modules: int, budget_bytes: int,
         num_modules: K.
         budget_bytes: What the largest module plus the model state may take.
         checkpointing: ``'allow'`` (where needed), ``'never'`` or ``'always'`` (every module).
+        step_each_module: Plan for ``optim_wrapper.step_each_module`` (one module's gradients
+            at a time).
 
     Returns:
         SplitPlan or None: The plan, or ``None`` when nothing fits.
@@ -255,22 +275,25 @@ def plan_within(profile: MemoryProfile, num_modules: int, budget_bytes: int,
     # largest w + psi of any cut, so whatever the DP picks fits.
     head_params = max(unit.recon.param_bytes + unit.classifier.param_bytes
                       for unit in profile.units[:-1]) if n > 1 else 0
-    state = (profile.model_param_bytes + head_params * (num_modules - 1)) * profile.state_factor
-    allowed = budget_bytes - state
+    params = profile.model_param_bytes + head_params * (num_modules - 1)
+    # Stepping each module, the state holds one module's gradients (added per module below).
+    allowed = budget_bytes - params * (profile.state_factor - (1 if step_each_module else 0))
     flags = dict(allow=(False, True), never=(False, ), always=(True, ))[checkpointing]
 
     def choose(k: int, start: int, end: int) -> Choice:
         options = []
         for flag in flags:
             module = costs.breakdown(k, start, end, flag)
-            if module['total_bytes'] <= allowed:
-                options.append(((module['flops'] if flag else 0, module['total_bytes']), flag))
+            total = module['total_bytes'] + (module_grad_bytes(module) if step_each_module
+                                             else 0)
+            if total <= allowed:
+                options.append(((module['flops'] if flag else 0, total), flag))
         return min(options) if options else None
 
     found = _best_cuts(n, num_modules, choose, lambda a, b: (a[0] + b[0], a[1] + b[1]))
     if found is None:
         return None
-    plan = _plan(profile, costs, *found)
+    plan = _plan(profile, costs, *found, step_each_module=step_each_module)
     return plan if plan.peak_with_state_bytes <= budget_bytes else None
 
 

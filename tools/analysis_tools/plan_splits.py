@@ -7,14 +7,16 @@ Examples::
     python tools/analysis_tools/plan_splits.py configs/deeplabv3_r101_infopro_cityscapes.py \\
         --crop 512 1024 --batch 2 -k 2
 
-    # The cheapest configuration (K, checkpointing on/off, AMP on/off) whose largest module
-    # plus the model state fits 8 GiB, with every candidate in a table:
+    # The fastest configuration (K, cuts, which modules recompute, AMP, stepping each module)
+    # whose largest module plus the model state fits a 12 GiB GPU with its headroom, every
+    # candidate in a table, written as a ready config:
     python tools/analysis_tools/plan_splits.py configs/deeplabv3_r101_infopro_cityscapes.py \\
-        --crop 1024 2048 --batch 2 --budget-gb 8
+        --budget-gib 12 --write-config configs/my_r101_12gib.py
 
-'Cheapest' is the smallest estimated time overhead over E2E: checkpointing +1/3 (it recomputes
-the forward, about 1/3 of a step's FLOPs), +6% per local module after the first (w and psi),
-AMP +0% (GPU); ties go to the smaller peak (:mod:`infopro_seg.planning.budget`).
+'Fastest' is the smallest estimated time overhead over E2E, from FLOPs measured on the meta
+device (w and psi, and one more forward of every checkpointed module); AMP and stepping each
+module are estimated free, and chosen only where they are needed to fit
+(:mod:`infopro_seg.planning.budget`). ``tools/train.py --fit GIB`` makes the same choice.
 ``-k`` plans the model as the config builds it (``model.checkpointing`` included); ``--amp``
 plans it for mixed precision (autocast emulated on the meta device).
 
@@ -32,11 +34,11 @@ from mmengine.registry import init_default_scope
 
 import infopro_seg  # noqa: F401  (registers the models)
 from infopro_seg.engine.cli import UsageError, add_debug_argument, run_cli
-from infopro_seg.planning import (budget_candidates, cheapest_fitting, config_batch_size,
-                                  config_crop_size, config_cuts, config_optimizer, evaluate_cuts,
-                                  format_candidates, naive_cuts, no_fit_message,
-                                  overhead_model_text, plan_splits, profile_model,
-                                  summarize_plan)
+from infopro_seg.planning import (config_batch_size, config_crop_size, config_cuts,
+                                  config_optimizer, evaluate_cuts, naive_cuts, plan_splits,
+                                  profile_model, summarize_plan)
+from infopro_seg.planning.fit import fit_request, plan_fit
+from infopro_seg.planning.fit_config import write_fit_config
 from infopro_seg.utils.memory import GiB, MiB
 
 
@@ -52,12 +54,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="images per device (default: the config's train batch size, else 2)")
     parser.add_argument('-k', '--num-modules', type=int, default=None,
                         help='K, the number of local modules to plan for')
-    parser.add_argument('--budget-gb', type=float, default=None,
-                        help='the cheapest (K, checkpointing on/off, AMP on/off) whose largest '
-                        'module + model state fits this many GiB; cheapest = smallest estimated '
-                        'time overhead over E2E: checkpointing +1/3 (one more forward, ~1/3 of '
-                        'a step), +6%% per local module after the first, AMP +0%% (GPU); ties '
-                        'to the smaller peak')
+    parser.add_argument('--budget-gib', '--budget-gb', dest='budget_gib', type=float,
+                        default=None, metavar='GIB',
+                        help='the fastest (K, cuts, modules to recompute, AMP, stepping each '
+                        'module) whose largest module + model state + headroom fits this many '
+                        'GiB, as tools/train.py --fit chooses it')
+    parser.add_argument('--headroom-gib', type=float, default=None, metavar='GIB',
+                        help='GiB of the budget kept free of the planned peak (default: 1 GiB '
+                        '+ 10%% of the budget: CUDA workspaces, allocator slack, validation)')
+    parser.add_argument('--write-config', metavar='OUT.py',
+                        help='with --budget-gib: write a config that inherits CONFIG and sets '
+                        "the choice (the config's own crop and batch)")
     parser.add_argument('--max-k', type=int, default=8, help='largest K tried for --budget-gb')
     parser.add_argument('--amp', action='store_true',
                         help='-k: plan for mixed precision (autocast emulated on the meta device)')
@@ -68,10 +75,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='override config settings, key=value')
     add_debug_argument(parser)
     args = parser.parse_args(argv)
-    if args.num_modules is None and args.budget_gb is None:
-        parser.error('give -k K, --budget-gb X, or both')
-    if args.budget_gb is not None and not args.budget_gb > 0:
-        parser.error(f'--budget-gb must be a positive number of GiB, got {args.budget_gb:g}')
+    if args.num_modules is None and args.budget_gib is None:
+        parser.error('give -k K, --budget-gib X, or both')
+    if args.budget_gib is not None and not args.budget_gib > 0:
+        parser.error(f'--budget-gib must be a positive number of GiB, got {args.budget_gib:g}')
+    if args.headroom_gib is not None and args.headroom_gib < 0:
+        parser.error(f'--headroom-gib must be >= 0, got {args.headroom_gib:g}')
+    if args.write_config and args.budget_gib is None:
+        parser.error('--write-config writes the answer to --budget-gib: give both')
     if args.batch is not None and args.batch < 1:
         parser.error(f'--batch must be at least 1, got {args.batch}')
     return args
@@ -125,24 +136,22 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         if own is not None and len(own) == args.num_modules - 1:
             print(summarize_plan("the config's split points", evaluate_cuts(profile, own)))
 
-    if args.budget_gb is not None:
+    if args.budget_gib is not None:
         if args.max_k < 1:
             raise UsageError('--max-k must be at least 1')
+        if args.write_config and (crop != config_crop_size(cfg) or
+                                  batch != config_batch_size(cfg)):
+            raise UsageError("--write-config plans for the config's own crop and batch "
+                             f'({config_crop_size(cfg)}, batch {config_batch_size(cfg)}): drop '
+                             '--crop/--batch, or set them in the config')
+        request = fit_request(Config(dict(infopro_fit=dict(
+            budget_gib=args.budget_gib, headroom_gib=args.headroom_gib, max_k=args.max_k))))
         print()
-        print(f'Budget {args.budget_gb:g} GiB: every K=1..{args.max_k} with checkpointing and AMP '
-              'on/off (peak = largest module + model state, meta device):')
-        candidates = budget_candidates(cfg.model, crop, batch, int(args.budget_gb * GiB),
-                                       args.max_k, config_optimizer(cfg))
-        chosen = cheapest_fitting(candidates)
-        print(format_candidates(candidates, chosen))
-        print(overhead_model_text())
-        if chosen is None:
-            raise UsageError(no_fit_message(candidates, args.budget_gb))
-        print(f'Cheapest that fits {args.budget_gb:g} GiB: {chosen.name()} (peak '
-              f'{chosen.peak_bytes / GiB:.2f} GiB, estimated overhead {chosen.overhead:+.0%}), '
-              f'split_points={chosen.plan.split_points}, '
-              f'checkpointing={True if chosen.checkpointing else None}'
-              + (", AMP (optim_wrapper type='AmpOptimWrapper')" if chosen.amp else ''))
+        decision, table = plan_fit(cfg, request, crop=crop, batch=batch, report=print)
+        print(decision.describe())
+        if args.write_config:
+            write_fit_config(args.config, args.write_config, decision, table)
+            print(f'Wrote {args.write_config}: python tools/train.py {args.write_config}')
 
 
 if __name__ == '__main__':

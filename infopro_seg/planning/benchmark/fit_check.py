@@ -2,7 +2,8 @@
 
 A config is fitted to a memory budget (:func:`infopro_seg.planning.fit.apply_fit`: split points,
 checkpointing and AMP written into the config before anything is built), then trained for a few
-iterations on a small generated Cityscapes-format set by mmengine's ``Runner``, with one
+iterations on a small generated Cityscapes-format set by the config's runner (mmengine's
+``Runner``, or the one its ``runner_type`` names, as the tools build it), with one
 validation pass at the end (its whole-image inference is part of what the budget must hold).
 
 What is measured, per device:
@@ -23,10 +24,10 @@ from typing import List, Optional, Union
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
 
 from ...datasets import generate_synthetic_cityscapes
 from ...datasets.cityscapes_conversion import convert_cityscapes
+from ...engine.cli import build_runner
 from ...utils.memory import MiB
 from ..config import config_crop_size
 from ..meter import SavedBytesMeter
@@ -123,7 +124,7 @@ def prepare_fit_config(cfg: Config, data_root: str, work_dir: str, iters: int, b
         cfg[loader].dataset.data_root = data_root
     cfg.train_dataloader.batch_size = batch
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=iters)
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1, save_last=False)
+    cfg.default_hooks.checkpoint.update(interval=-1, save_last=False)  # its type stays
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=max(1, iters // 4))
     if cfg.get('visualizer'):
         cfg.visualizer.pop('name', None)  # a unique instance per run: the experiment's name
@@ -132,18 +133,21 @@ def prepare_fit_config(cfg: Config, data_root: str, work_dir: str, iters: int, b
 def decision_dict(decision) -> dict:
     """The fit's decision as plain data (for the JSON)."""
     return dict(num_modules=decision.num_modules, split_points=list(decision.split_points),
-                checkpointing=decision.checkpointing, amp=decision.amp,
+                checkpointing=[bool(flag) for flag in decision.checkpointing],
+                amp=decision.amp, step_each_module=decision.step_each_module,
                 planned_peak_mb=round(decision.peak_bytes / MiB, 1),
                 headroom_mb=round(decision.headroom_bytes / MiB, 1),
                 budget_mb=round(decision.budget_bytes / MiB, 1), describe=decision.describe())
 
 
 def fit_label(fit: dict) -> str:
-    """A method-like name for the fit's choice, e.g. ``fit: K=4 +cp +amp``."""
-    checkpointing = fit['checkpointing']
-    cp = '' if not checkpointing else (' +cp' if checkpointing is True
-                                       else f' +cp{checkpointing}')
-    return f"fit: K={fit['num_modules']}{cp}{' +amp' if fit['amp'] else ''}"
+    """A method-like name for the fit's choice, e.g. ``fit: K=4 +cp +amp`` (``+cp[2,3]``:
+    modules 2 and 3 recomputed; ``+step``: each module steps after its backward)."""
+    recomputed = [k + 1 for k, flag in enumerate(fit['checkpointing']) if flag]
+    cp = ('' if not recomputed else ' +cp' if len(recomputed) == fit['num_modules']
+          else f" +cp[{','.join(map(str, recomputed))}]")
+    return (f"fit: K={fit['num_modules']}{cp}{' +amp' if fit['amp'] else ''}"
+            f"{' +step' if fit.get('step_each_module') else ''}")
 
 
 def run_fit_check(config: str, budget: Union[str, float], headroom_gib: Optional[float],
@@ -179,7 +183,7 @@ def run_fit_check(config: str, budget: Union[str, float], headroom_gib: Optional
     result.update(crop=f'{crop[0]}x{crop[1]}' if crop else None, batch=batch, iters=iters,
                   device=device)
     hook = IterationPeakHook(device)
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)  # the config's runner_type, as the tools build it
     runner.register_hook(hook)
     rss_before = current_rss_bytes()
     runner.train()

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -52,9 +52,10 @@ R101_K4 = 'configs/deeplabv3_r101_infopro-k4_cityscapes.py'
 R101_FULL = 'configs/deeplabv3_r101_infopro-k4-cp_cityscapes-1024x2048.py'
 DEMO = 'configs/demo/deeplabv3_r18_infopro_synthetic.py'
 DEMO_K4 = 'configs/study/deeplabv3_r18_k4_synthetic.py'
-#: The CPU mode's fit budget (GiB): about half of the demo net's E2E estimate at 128x256,
-#: batch 2, so the fit has to cut it.
-CPU_FIT_BUDGET_GIB = 0.25
+#: The CPU mode's fit budget (GiB), with no headroom (the CPU meter counts what the plan counts):
+#: below the demo net's E2E peak at 128x256, batch 2 (72 MiB), so the fit must cut the net; at
+#: 51 MiB it chooses K=3 with only the first module recomputed, and AMP.
+CPU_FIT_BUDGET_GIB = 0.05
 
 
 @dataclass
@@ -73,10 +74,11 @@ class CheckSuite:
     isolate: bool = True  #: every memory row, the timing and the fit in a fresh process
     threads: Optional[int] = None  #: torch CPU threads
     num_workers: int = 0  #: data-loader workers of the fit's run
-    cfg_options: Optional[dict] = field(default=None)
+    cfg_options: Optional[dict] = None  #: config overrides for every stage
 
     @property
     def methods(self) -> List[str]:
+        """The methods, in the order they run."""
         return list(self.configs)
 
 
