@@ -5,7 +5,6 @@ invocations of the tool scripts (``runpy``, one mmseg import for all), and a few
 subprocesses check what a single invocation prints.
 """
 import json
-import math
 import subprocess
 import sys
 import textwrap
@@ -18,8 +17,7 @@ from mmseg.registry import MODELS
 
 from infopro_seg.datasets import generate_synthetic_cityscapes
 from infopro_seg.datasets.cityscapes_conversion import check_labels_converted, convert_cityscapes
-from infopro_seg.engine.cli import (DEBUG_ENV, UsageError, enable_amp, error_line,
-                                    run_cli)
+from infopro_seg.engine.cli import DEBUG_ENV, UsageError, enable_amp, error_line, run_cli
 from infopro_seg.engine.config_check import check_component_keys, check_config
 from infopro_seg.engine.method_check import check_benchmark_methods
 from infopro_seg.errors import ConfigError
@@ -241,7 +239,6 @@ def test_memory_vs_time_and_miou_vs_memory_have_numbers_on_both_axes():
         assert len(_labels_in_view(ax, 'x')) >= 2 and len(_labels_in_view(ax, 'y')) >= 2
         assert ax.get_xlabel() and ax.get_ylabel()
     assert draw_miou_vs_memory([dict(method='e2e', runs=0, failed=1)], 'study') is None
-    assert not math.isnan(summaries[0]['miou_mean'])
 
 
 # Through the tools -----------------------------------------------------------------------
