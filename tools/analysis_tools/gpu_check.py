@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from infopro_seg.engine.cli import run_cli
+from infopro_seg.engine.cli import add_debug_argument, run_cli
 from infopro_seg.errors import ConfigError
 from infopro_seg.planning.benchmark.gpu_check import cpu_suite, cuda_suite, run_gpu_check
 
@@ -36,11 +36,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--rounds', type=int, default=None,
                         help='timed rounds per method (default: 5 on CUDA, 2 on the CPU)')
     parser.add_argument('--fit-budget', default=None, metavar='GIB|auto',
-                        help="the fit's budget (default: auto on CUDA, 0.25 GiB on the CPU)")
+                        help="the fit's budget (default: auto on CUDA, 0.05 GiB on the CPU)")
     parser.add_argument('--fit-iters', type=int, default=None,
                         help='training iterations of the fitted run (default: 20 on CUDA, 3 on '
                         'the CPU)')
     parser.add_argument('--no-fit', action='store_true', help='skip the fit stage')
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
