@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from mmengine.config import Config, ConfigDict
-from mmseg.registry import MODELS
+from mmseg.registry import MODELS, TRANSFORMS
 
 from infopro_seg.datasets import generate_synthetic_cityscapes
 from infopro_seg.datasets.cityscapes_conversion import check_labels_converted, convert_cityscapes
@@ -147,6 +147,10 @@ def test_unknown_keys_and_types_name_the_closest_valid_one():
     with pytest.raises(ConfigError, match="'InfoProResNt' is not a registered model; did you "
                        'mean InfoProResNet?'):
         check_component_keys(dict(type='InfoProResNt'), MODELS, 'model.backbone')
+    with pytest.raises(ConfigError, match=r"pipeline\[3\].cat_max_ratios: RandomCrop takes no "
+                       "argument 'cat_max_ratios'; did you mean cat_max_ratio?"):
+        check_component_keys(dict(type='RandomCrop', crop_size=(8, 8), cat_max_ratios=0.75),
+                             TRANSFORMS, 'train_dataloader.dataset.pipeline[3]')
     # keys the segmentor fills in for a local head are not the user's mistake
     check_component_keys(dict(type='ReconstructionHead', in_stride=8), MODELS,
                          'model.local_heads.reconstruction')

@@ -2,8 +2,8 @@
 after the config dump.
 
 - :func:`check_component_keys`: every key of a model component (segmentor, backbone, neck,
-  decode and auxiliary heads, local heads), a dataset and the optimizer is an argument of its
-  class, else the closest valid key is named ("did you mean local_loss_weights?"); an unknown
+  decode and auxiliary heads, local heads), a dataset, a pipeline transform and the optimizer is
+  an argument of its class, else the closest valid key is named ("did you mean local_loss_weights?"); an unknown
   ``type`` names the closest registered one.
 - :func:`check_model_builds`: the model is built once on the meta device (no memory, no weights
   loaded), so a :class:`~infopro_seg.errors.ConfigError` of its build (split points, loss
@@ -20,7 +20,7 @@ import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import MMLogger, print_log
 from mmengine.registry import OPTIMIZERS, Registry, init_default_scope
-from mmseg.registry import DATASETS, MODELS
+from mmseg.registry import DATASETS, MODELS, TRANSFORMS
 
 from ..errors import ConfigError
 
@@ -137,7 +137,8 @@ def _dataset_leaves(cfg: dict) -> Iterator[dict]:
 
 
 def check_config_keys(cfg: Config, training: bool) -> None:
-    """:func:`check_component_keys` for the model, the datasets and (training) the optimizer.
+    """:func:`check_component_keys` for the model, the datasets and their pipelines, and
+    (training) the optimizer.
 
     Raises:
         ConfigError: The first unknown type or key.
@@ -149,6 +150,10 @@ def check_config_keys(cfg: Config, training: bool) -> None:
     for loader in loaders:
         for dataset in _dataset_leaves((cfg.get(loader) or {}).get('dataset')):
             check_component_keys(dataset, DATASETS, f'{loader}.dataset')
+            for i, transform in enumerate(dataset.get('pipeline') or []):
+                if isinstance(transform, dict):
+                    check_component_keys(transform, TRANSFORMS,
+                                         f'{loader}.dataset.pipeline[{i}]')
     optimizer = (cfg.get('optim_wrapper') or {}).get('optimizer')
     if training and isinstance(optimizer, dict):
         check_component_keys(optimizer, OPTIMIZERS, 'optim_wrapper.optimizer', ('params', ))
