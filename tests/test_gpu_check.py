@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from mmengine.config import Config
 
 from infopro_seg.fileio import is_temp_file
-from infopro_seg.planning.benchmark.fit_check import fit_label
+from infopro_seg.planning.benchmark.fit_check import clear_fit_choices, fit_label
 from infopro_seg.planning.benchmark.gpu_check import (CHECK_METHODS, call_stage, cpu_suite,
                                                       cuda_suite, format_check_table,
                                                       memory_row, run_gpu_check)
@@ -110,8 +111,8 @@ def test_cuda_table_sets_the_fit_against_the_device():
                time_s=1.2, time_min=1.1, time_max=1.3)
     table = format_check_table(rows, fit, 'cuda')
     lines = table.splitlines()
-    assert '| 512x1024 | e2e | 1 | 9830.0 | 10400.0 | 9000.0 | 1.09 | 0.500 | 0.490-0.520 | 1.00 |' \
-        in lines
+    assert ('| 512x1024 | e2e | 1 | 9830.0 | 10400.0 | 9000.0 | 1.09 | 0.500 | 0.490-0.520 | '
+            '1.00 |') in lines
     assert any('e2e (failed: killed: out of memory?)' in line for line in lines)
     assert '| 1024x2048 | fit: K=2 +amp | 2 | 61000.0 | 66000.0 | 60000.0 | 1.02 | 1.200 |' \
         in table
@@ -122,6 +123,16 @@ def test_cuda_table_sets_the_fit_against_the_device():
     partial = dict(fit, num_modules=3, checkpointing=[True, False, False], step_each_module=True)
     assert fit_label(partial) == 'fit: K=3 +cp[1] +amp +step'
     assert fit_label(dict(partial, checkpointing=[True] * 3, amp=False)) == 'fit: K=3 +cp +step'
+
+
+def test_the_fit_decides_checkpointing_and_amp_of_the_1024x2048_config():
+    cfg = Config.fromfile(str(REPO / 'configs' /
+                              'deeplabv3_r101_infopro-k4-cp_cityscapes-1024x2048.py'))
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and cfg.model.checkpointing is True
+    clear_fit_choices(cfg)
+    assert cfg.optim_wrapper.type == 'OptimWrapper' and 'loss_scale' not in cfg.optim_wrapper
+    assert cfg.model.checkpointing is None
+    assert cfg.optim_wrapper.optimizer.type == 'SGD'  # the rest of the wrapper stays
 
 
 def test_cuda_suite_measures_r101_at_both_crops():

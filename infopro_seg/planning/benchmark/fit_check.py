@@ -130,6 +130,20 @@ def prepare_fit_config(cfg: Config, data_root: str, work_dir: str, iters: int, b
         cfg.visualizer.pop('name', None)  # a unique instance per run: the experiment's name
 
 
+def clear_fit_choices(cfg: Config) -> None:
+    """Drop the config's own checkpointing and AMP (in place), so the run holds what the fit
+    chooses: the fit writes AMP only into a plain ``OptimWrapper`` and checkpointing only where
+    it recomputes, so a config's ``AmpOptimWrapper`` or ``checkpointing=True`` would otherwise
+    stay on beside a decision without them."""
+    cfg.model.checkpointing = None
+    wrapper = cfg.optim_wrapper
+    if wrapper.get('type') in ('AmpOptimWrapper', 'InfoProAmpOptimWrapper',
+                               'DeviceAmpOptimWrapper'):
+        wrapper.type = 'OptimWrapper'
+        for key in ('loss_scale', 'dtype', 'device', 'use_fsdp'):
+            wrapper.pop(key, None)
+
+
 def decision_dict(decision) -> dict:
     """The fit's decision as plain data (for the JSON)."""
     return dict(num_modules=decision.num_modules, split_points=list(decision.split_points),
@@ -177,8 +191,10 @@ def run_fit_check(config: str, budget: Union[str, float], headroom_gib: Optional
         cfg.merge_from_dict(cfg_options)
     data_root = make_fit_data(osp.join(work_dir, 'data'))
     prepare_fit_config(cfg, data_root, osp.join(work_dir, 'run'), iters, batch, num_workers)
+    clear_fit_choices(cfg)
     decision = apply_fit(cfg, budget, headroom_gib=headroom_gib)
     result = decision_dict(decision)
+    result['optim_wrapper'] = cfg.optim_wrapper.get('type', 'OptimWrapper')
     crop = config_crop_size(cfg)
     result.update(crop=f'{crop[0]}x{crop[1]}' if crop else None, batch=batch, iters=iters,
                   device=device)
