@@ -1,4 +1,5 @@
-"""The accuracy study tool (issue 12) on a tiny run: its table and files, its errors."""
+"""The accuracy study (tool and library) on a tiny run: its table and files, its errors."""
+import ast
 import csv
 import json
 import subprocess
@@ -6,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from mmengine.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,8 +87,20 @@ def test_tiny_study_writes_its_table_and_files(tmp_path):
     assert (work / 'runs.csv').is_file() and (work / 'table.txt').is_file()
     assert (work / 'miou_vs_memory.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
+    # The runs trained one after the other in the tool's process, each with mmengine instances
+    # (logger, visualizer, message hub) of its own: every run's folder holds its own log and
+    # exactly its own records (the losses logged at iteration 2, one validation).
+    logs = {method: Path(row['log']) for method, row in rows.items()}
+    assert all(log.is_file() and log.is_relative_to(work / method / 'seed0')
+               for method, log in logs.items())
+    for method in rows:
+        scalars, = (work / method / 'seed0').glob('*/vis_data/scalars.json')
+        records = [json.loads(line) for line in scalars.read_text().splitlines()]
+        assert [r['iter'] for r in records if 'loss' in r] == [2], method
+        assert [r['mIoU'] for r in records if 'mIoU' in r] == [rows[method]['miou']], method
+
     # --reuse continues a study: finished runs are read back, not trained again.
-    log = work / 'greedy' / 'seed0' / 'train.log'
+    log = logs['greedy']
     before = log.stat().st_mtime_ns
     again = run_tool(config, '--methods', 'e2e', 'greedy', '--iters', '2', '--seeds', '0',
                      '--work-dir', work, '--data-root', tmp_path / 'data', '--reuse',
@@ -121,7 +135,8 @@ def test_every_method_builds_on_the_study_config():
     expected_k = {'e2e': 1}
     for name in METHODS:
         cfg = run_config(str(STUDY_CFG), name, seed=1, iters=10, data_root='/data')
-        model = MODELS.build(cfg.model)
+        with torch.device('meta'):  # the structure is checked, nothing runs
+            model = MODELS.build(cfg.model)
         assert model.backbone.num_modules == expected_k.get(name, 4), name
         assert cfg.train_dataloader.dataset.data_root == '/data'
         assert cfg.param_scheduler[0].end == 10 and cfg.val_evaluator.type == 'PerClassIoUMetric'
@@ -130,7 +145,8 @@ def test_every_method_builds_on_the_study_config():
     assert [hook['type'] for hook in anneal.custom_hooks] == [
         'SafeCheckpointLoadingHook', 'LocalLossWeightAnnealHook']
     assert HOOKS.build(anneal.custom_hooks[-1]).end == 0.5
-    paper = MODELS.build(run_config(str(STUDY_CFG), 'infopro-paper', 0, None, None).model)
+    with torch.device('meta'):
+        paper = MODELS.build(run_config(str(STUDY_CFG), 'infopro-paper', 0, None, None).model)
     assert paper.loss_weights == [(5.0, 0.0), (2.75, 0.5), (0.5, 1.0)]
     assert 'classifier' not in paper.local_heads[0]  # lambda2 = 0 builds no psi
 
@@ -145,3 +161,58 @@ def test_peak_memory_on_meta_equals_cpu_and_supcon_falls_back_to_cpu():
     supcon = run_config(str(STUDY_CFG), 'supcon', 0, 1, None, options)
     megabytes, counted_on = peak_training_mb(supcon, 'meta')
     assert counted_on == 'cpu' and megabytes > 0
+
+
+def test_the_study_trains_through_the_function_it_is_given(tmp_path, capsys):
+    """``train`` gets each run's dumped config and folder; a run that raises is a failed row and
+    the study goes on."""
+    from infopro_seg.study.study import run_study
+    calls = []
+
+    def train(config_path, work_dir):
+        cfg = Config.fromfile(config_path)
+        calls.append((Path(config_path).relative_to(tmp_path).as_posix(), work_dir,
+                      cfg.randomness.seed, cfg.train_cfg.max_iters))
+        raise RuntimeError('no training here')
+
+    result = run_study(str(STUDY_CFG), ['e2e', 'greedy'], [3], str(tmp_path), iters=5,
+                       data_root=str(tmp_path / 'data'), memory=None, train=train)
+    assert calls == [('e2e/seed3/config.py', str(tmp_path / 'e2e' / 'seed3'), 3, 5),
+                     ('greedy/seed3/config.py', str(tmp_path / 'greedy' / 'seed3'), 3, 5)]
+    assert result['failed'] == 2
+    assert [(row['method'], row['status'], row['error']) for row in result['rows']] == [
+        ('e2e', 'failed', 'RuntimeError: no training here'),
+        ('greedy', 'failed', 'RuntimeError: no training here')]
+    assert 'greedy seed 3 FAILED (RuntimeError: no training here)' in capsys.readouterr().out
+    saved = json.loads((tmp_path / 'results.json').read_text())
+    assert [row['status'] for row in saved['rows']] == ['failed', 'failed']
+
+
+def test_a_run_failing_in_its_own_process_raises_child_process_error(tmp_path):
+    from infopro_seg.study.runs import run_config, write_run_config
+    from infopro_seg.study.training import train_in_spawned_process
+    cfg = run_config(str(STUDY_CFG), 'greedy', 0, 1, str(tmp_path / 'no_data'))
+    config_path = write_run_config(cfg, str(tmp_path / 'run'))
+    with pytest.raises(ChildProcessError,
+                       match=f"the training process of {tmp_path / 'run'} exited with code 1"):
+        train_in_spawned_process(config_path, str(tmp_path / 'run'))
+
+
+def test_the_library_never_shells_out():
+    """infopro_seg starts no commands (tools/ or any other): no subprocess, no os.system."""
+    offenders = []
+    for path in sorted((REPO / 'infopro_seg').rglob('*.py')):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or '']
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
+                    node.value.id == 'os':
+                names = [f'os.{node.attr}']
+            else:
+                continue
+            offenders += [f'{path.relative_to(REPO)}: {name}' for name in names
+                          if name in ('subprocess', 'os.system', 'os.popen')
+                          or name.startswith('os.exec') or name.startswith('os.spawn')]
+    assert offenders == []

@@ -16,6 +16,9 @@ import subprocess
 import sys
 import time
 
+from infopro_seg.datasets.prepare import prepare_cityscapes_data
+from infopro_seg.errors import ConfigError
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 DEFAULT_CONFIG = 'configs/demo/deeplabv3_r18_infopro_synthetic.py'
@@ -39,27 +42,20 @@ def parse_args() -> argparse.Namespace:
 
 
 def prepare_data(args: argparse.Namespace) -> str:
-    from infopro_seg.datasets import generate_synthetic_cityscapes
-    from infopro_seg.datasets.cityscapes_conversion import convert_cityscapes
-    data_root = args.data_root
-    real = osp.join(REPO, 'data', 'cityscapes')
-    if data_root is None:
-        has_real = osp.isdir(osp.join(real, 'leftImg8bit')) and osp.isdir(osp.join(real, 'gtFine'))
-        data_root = real if has_real else osp.join(REPO, 'data', 'synthetic_cityscapes')
-    if osp.isdir(osp.join(data_root, 'leftImg8bit')):
-        print(f'[demo] using the Cityscapes-format data in {data_root}')
+    try:
+        data = prepare_cityscapes_data(args.data_root, args.num_train, args.num_val,
+                                       data_dir=osp.join(REPO, 'data'))
+    except ConfigError as error:
+        raise SystemExit(f'[demo] {error}')
+    if data.generated:
+        print(f'[demo] no Cityscapes data in {data.data_root}: generated a synthetic set there '
+              f'({data.generated} images)')
     else:
-        summary = generate_synthetic_cityscapes(data_root, num_train=args.num_train,
-                                                num_val=args.num_val)
-        print(f"[demo] no Cityscapes data in {data_root}: generated a synthetic set there "
-              f"({summary['written']} images)")
-    result = convert_cityscapes(data_root, progress=False)
-    print(f"[demo] labels: converted {result['converted']}, skipped {result['skipped']}, "
-          f"failed {result['failed']}")
-    if result['failed']:
-        raise SystemExit(f"[demo] {result['failed']} label files failed to convert: "
-                         f"{result['failures'][:3]}")
-    return data_root
+        print(f'[demo] using the Cityscapes-format data in {data.data_root}')
+    conversion = data.conversion
+    print(f"[demo] labels: converted {conversion['converted']}, skipped "
+          f"{conversion['skipped']}, failed {conversion['failed']}")
+    return data.data_root
 
 
 def run(command: list) -> None:

@@ -1,12 +1,9 @@
-"""One study run (a method and a seed): its config, its training subprocess, its results."""
+"""One study run (a method and a seed): its config, its files, its results."""
 import glob
 import json
 import math
 import os
 import os.path as osp
-import subprocess
-import sys
-import time
 from contextlib import nullcontext
 from typing import Dict, List, Optional, Tuple
 
@@ -15,35 +12,7 @@ from mmengine.config import Config
 from ..fileio.atomic import atomic_write_bytes
 from .methods import apply_method, num_modules
 
-#: The repository root (tools/train.py lives under it in a checkout).
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 METRIC_MODULE = 'infopro_seg.study.metrics'
-
-
-def prepare_data(data_root: Optional[str], num_train: int, num_val: int,
-                 image_size: tuple = (256, 512)) -> str:
-    """The study's data root, ready for mmseg's CityscapesDataset.
-
-    ``data_root`` if given, else ``data/cityscapes`` when it holds real Cityscapes, else
-    ``data/synthetic_cityscapes``. A folder without ``leftImg8bit/`` gets a generated synthetic
-    set; polygon labels are converted to train ids (skipped where done).
-    """
-    from ..datasets import convert_cityscapes, generate_synthetic_cityscapes
-    if data_root is None:
-        real = osp.join(REPO, 'data', 'cityscapes')
-        has_real = all(osp.isdir(osp.join(real, d)) for d in ('leftImg8bit', 'gtFine'))
-        data_root = real if has_real else osp.join(REPO, 'data', 'synthetic_cityscapes')
-    if not osp.isdir(osp.join(data_root, 'leftImg8bit')):
-        summary = generate_synthetic_cityscapes(data_root, num_train=num_train, num_val=num_val,
-                                                height=image_size[0], width=image_size[1])
-        print(f"[study] generated a synthetic Cityscapes set in {data_root} "
-              f"({summary['written']} images)", flush=True)
-    data_root = osp.abspath(data_root)
-    result = convert_cityscapes(data_root, progress=False)
-    if result['failed']:
-        raise RuntimeError(f"{result['failed']} label files of {data_root} failed to convert: "
-                           f"{result['failures'][:3]}")
-    return data_root
 
 
 def _log_interval(configured: int, iters: int) -> int:
@@ -123,37 +92,24 @@ def summarise_scalars(records: List[dict], learnt_iou: float) -> dict:
                 module_losses=module_losses)
 
 
-def train_script() -> str:
-    script = osp.join(REPO, 'tools', 'train.py')
-    if not osp.isfile(script):
-        raise FileNotFoundError(f'{script} not found: the study runs tools/train.py of a '
-                                'checkout of infopro-seg')
-    return script
-
-
-def train_run(cfg: Config, run_dir: str) -> dict:
-    """Train (and validate) one run through tools/train.py in its own process.
-
-    The config is dumped to ``run_dir/config.py``; the output goes to ``run_dir/train.log``.
-
-    Returns:
-        dict: ``returncode``, ``seconds`` and ``log`` (the log's path).
-    """
+def write_run_config(cfg: Config, run_dir: str) -> str:
+    """Dump a run's config to ``run_dir/config.py`` (atomically) and return the path: the run
+    trains from this file, and it stays as the record of what was run."""
     os.makedirs(run_dir, exist_ok=True)
     config_path = osp.join(run_dir, 'config.py')
     atomic_write_bytes(cfg.pretty_text.encode(), config_path)
-    log_path = osp.join(run_dir, 'train.log')
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(p for p in (REPO, env.get('PYTHONPATH')) if p)
-    start = time.time()
-    with open(log_path, 'w') as log:
-        returncode = subprocess.run(
-            [sys.executable, train_script(), config_path, '--work-dir', run_dir], cwd=REPO,
-            stdout=log, stderr=subprocess.STDOUT, env=env).returncode
-    return dict(returncode=returncode, seconds=time.time() - start, log=log_path)
+    return config_path
+
+
+def run_log(run_dir: str) -> Optional[str]:
+    """The newest log mmengine's Runner wrote under ``run_dir`` (``<timestamp>/<timestamp>.log``),
+    or ``None``."""
+    logs = sorted(glob.glob(osp.join(run_dir, '*', '*.log')))
+    return logs[-1] if logs else None
 
 
 def log_tail(path: str, lines: int = 15) -> str:
+    """The last ``lines`` lines of a text file."""
     with open(path, errors='replace') as f:
         return ''.join(f.readlines()[-lines:])
 

@@ -2,25 +2,30 @@
 import json
 import os
 import os.path as osp
+import time
+import traceback
 from typing import List, Optional
 
 from ..fileio.atomic import atomic_write_bytes
 from .methods import METHODS, check_methods
 from .report import format_table, plot_miou_vs_memory, summarise, write_csv, write_json
-from .runs import (log_tail, peak_training_mb, read_scalars, run_config, run_row,
-                   summarise_scalars, train_run)
+from .runs import (log_tail, peak_training_mb, read_scalars, run_config, run_log, run_row,
+                   summarise_scalars, write_run_config)
+from .training import TrainFunction, train_in_process
 
 
 def run_study(config: str, methods: List[str], seeds: List[int], work_dir: str,
               iters: Optional[int] = None, data_root: Optional[str] = None,
               cfg_options: Optional[dict] = None, memory: Optional[str] = 'meta',
-              learnt_iou: float = 10.0, reuse: bool = False) -> dict:
+              learnt_iou: float = 10.0, reuse: bool = False,
+              train: TrainFunction = train_in_process) -> dict:
     """Train, evaluate and tabulate ``methods`` x ``seeds`` on one config.
 
     After every run ``results.json`` (rows, summaries, settings), ``runs.csv``, ``summary.csv``
     and ``miou_vs_memory.png`` in ``work_dir`` are rewritten (atomically), so an interrupted
-    study keeps the runs it finished. Each run trains in its own process (tools/train.py) in
-    ``work_dir/<method>/seed<seed>/``.
+    study keeps the runs it finished. Each run's config is written to
+    ``work_dir/<method>/seed<seed>/config.py`` and trained there by ``train``; a run that raises
+    is recorded as failed and the study goes on.
 
     Args:
         config: The study's InfoPro config.
@@ -35,6 +40,10 @@ def run_study(config: str, methods: List[str], seeds: List[int], work_dir: str,
             or ``None`` (not measured).
         learnt_iou: A class counts as learnt at this IoU (percent) or more.
         reuse: Keep the result of a run whose ``result.json`` exists instead of training again.
+        train: Trains one run from its config file into its folder
+            (:data:`~infopro_seg.study.training.TrainFunction`): :func:`train_in_process`
+            (default), or :func:`~infopro_seg.study.training.train_in_spawned_process` to give
+            every run a fresh process.
 
     Returns:
         dict: ``rows``, ``summaries``, ``table`` and ``failed`` (number of failed runs).
@@ -42,7 +51,7 @@ def run_study(config: str, methods: List[str], seeds: List[int], work_dir: str,
     check_methods(methods)
     if not seeds:
         raise ValueError('give at least one seed')
-    # The runs train in processes started in the repository root: absolute paths only.
+    # Absolute paths: they are recorded in results.json and in every run's config.
     config, work_dir = osp.abspath(config), osp.abspath(work_dir)
     data_root = osp.abspath(data_root) if data_root is not None else None
     os.makedirs(work_dir, exist_ok=True)
@@ -61,7 +70,7 @@ def run_study(config: str, methods: List[str], seeds: List[int], work_dir: str,
                     row = json.load(f)
                 print(f'[study] {method} seed {seed}: reusing {result_path}', flush=True)
             else:
-                row = _train_and_read(cfg, method, seed, run_dir, learnt_iou)
+                row = _train_and_read(cfg, method, seed, run_dir, learnt_iou, train)
             if memory and row.get('status') == 'ok' and row.get('peak_mb') is None:
                 if peak is None:
                     peak = peak_training_mb(cfg, memory)
@@ -75,17 +84,24 @@ def run_study(config: str, methods: List[str], seeds: List[int], work_dir: str,
                 failed=sum(1 for r in rows if r.get('status') != 'ok'))
 
 
-def _train_and_read(cfg, method: str, seed: int, run_dir: str, learnt_iou: float) -> dict:
+def _train_and_read(cfg, method: str, seed: int, run_dir: str, learnt_iou: float,
+                    train: TrainFunction) -> dict:
     row = run_row(method, seed, cfg)
     print(f"[study] {method} (K={row['K']}) seed {seed}: training {row['iters']} iterations "
           f'in {run_dir}', flush=True)
-    outcome = train_run(cfg, run_dir)
-    row.update(train_seconds=outcome['seconds'], log=outcome['log'], peak_mb=None)
-    if outcome['returncode'] != 0:
-        print(f"[study] {method} seed {seed} FAILED (exit {outcome['returncode']}); the end of "
-              f"{outcome['log']}:\n{log_tail(outcome['log'])}", flush=True)
-        row.update(status='failed', returncode=outcome['returncode'])
+    config_path = write_run_config(cfg, run_dir)
+    start = time.perf_counter()
+    try:
+        train(config_path, run_dir)
+    except Exception as error:  # a failed run is a result of the study, not its end
+        traceback.print_exc()
+        log = run_log(run_dir)
+        print(f'[study] {method} seed {seed} FAILED ({type(error).__name__}: {error})'
+              + (f'; the end of {log}:\n{log_tail(log)}' if log else ''), flush=True)
+        row.update(status='failed', error=f'{type(error).__name__}: {error}', log=log,
+                   train_seconds=time.perf_counter() - start, peak_mb=None)
         return row
+    row.update(train_seconds=time.perf_counter() - start, log=run_log(run_dir), peak_mb=None)
     try:
         row.update(summarise_scalars(read_scalars(run_dir), learnt_iou), status='ok')
     except (FileNotFoundError, ValueError) as error:
