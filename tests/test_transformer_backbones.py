@@ -99,6 +99,16 @@ def test_k1_equals_mmseg_segmentor_bit_for_bit(name):
     assert torch.equal(ours.test_step(batch)[0].seg_logits.data, theirs)
 
 
+@pytest.mark.parametrize('name', NAMES)
+def test_the_same_seed_builds_mmseg_initial_weights(name):
+    """Building adds no random draws (the heads' meta-device probe restores the random state,
+    which SegNeXt's LightHamHead draws from in forward)."""
+    theirs = build_model(transformer_cfg(name, plain=True), seed=5).state_dict()
+    ours = build_model(transformer_cfg(name), seed=5).state_dict()
+    assert list(ours) == list(theirs)
+    assert all(torch.equal(ours[key], theirs[key]) for key in theirs)
+
+
 @pytest.mark.parametrize('k', [2, 4])
 @pytest.mark.parametrize('name', NAMES)
 def test_later_losses_leave_earlier_modules_bit_identical(name, k):
@@ -180,9 +190,8 @@ def test_one_amp_step_on_cpu(name):
     wrapper = DeviceAmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
                                     device='cpu', dtype='bfloat16')
     log_vars = model.train_step(crop_batch(), wrapper)
-    assert torch.isfinite(log_vars['loss'])
-    assert {'m1.reconstruction.loss_recon', 'decode.loss_ce'} <= set(log_vars) or any(
-        key.startswith('m1.') for key in log_vars)
+    for key in ('loss', 'm1.loss_recon', 'decode.loss_ce'):
+        assert torch.isfinite(log_vars[key]), key
     for module in model.local_modules():
         ids = {id(p) for p in module.parameters()}
         changed = [not torch.equal(before[n], p) for n, p in model.named_parameters()

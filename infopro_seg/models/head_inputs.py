@@ -81,7 +81,9 @@ def backbone_outputs_read(head: nn.Module, shapes: Sequence[Sequence[int]],
     recorder = _ReadRecorder(placeholders)
     try:
         head.eval()  # no batch statistics, no dropout: only the data flow matters here
-        with torch.no_grad(), recorder:
+        # A head may draw random numbers in forward (SegNeXt's NMF bases): the probe leaves the
+        # random state as it found it, so a seeded model initialises as mmseg's would.
+        with torch.no_grad(), torch.random.fork_rng(devices=[]), recorder:
             torch.func.functional_call(head, substitutes, (placeholders, ))
     except HeadInputError as error:
         raise HeadInputError(
