@@ -103,7 +103,10 @@ def test_cuda_table_sets_the_fit_against_the_device():
                  reserved_mb=10400.0, estimated_peak_mb=9000.0, peak_vs_estimate=1.092,
                  step_s=0.5, step_min=0.49, step_max=0.52, step_vs_e2e=1.0),
             dict(crop='1024x2048', method='e2e', batch=2, figure='failed',
-                 note='killed: out of memory?')]
+                 note='killed: out of memory?'),
+            dict(crop='1024x2048', method='with_cp', num_modules=1, figure='estimated',
+                 peak_mb=30000.0, estimated_peak_mb=30000.0,
+                 note='estimate x1.25 exceeds the 40.0 GiB a real run may use')]
     fit = dict(num_modules=2, split_points=['layer3.11'], checkpointing=[False, False], amp=True,
                planned_peak_mb=60000.0, headroom_mb=4096.0, budget_mb=70000.0, describe='',
                crop='1024x2048', batch=2, iters=20, device='cuda', peak_mb=61000.0,
@@ -114,9 +117,13 @@ def test_cuda_table_sets_the_fit_against_the_device():
     assert ('| 512x1024 | e2e | 1 | 9830.0 | 10400.0 | 9000.0 | 1.09 | 0.500 | 0.490-0.520 | '
             '1.00 |') in lines
     assert any('e2e (failed: killed: out of memory?)' in line for line in lines)
+    assert ('| 1024x2048 | with_cp (not run: estimate x1.25 exceeds the 40.0 GiB a real run may '
+            'use) | 1 | - | - | 30000.0 | - |') in table
     assert '| 1024x2048 | fit: K=2 +amp | 2 | 61000.0 | 66000.0 | 60000.0 | 1.02 | 1.200 |' \
         in table
-    assert 'reserved 66000 MiB of the device\'s 81000 MiB (fits)' in table
+    assert ("fit: real peak 61000.0 MiB = 1.02 x the planned 60000.0 MiB; budget 70000.0 MiB "
+            "(headroom 4096.0 MiB); reserved 66000.0 MiB of the device's 81000.0 MiB (fits)") \
+        in lines
     assert 'max_memory_allocated' in table
     over = format_check_table([], dict(fit, reserved_mb=82000.0), 'cuda')
     assert 'DOES NOT FIT' in over

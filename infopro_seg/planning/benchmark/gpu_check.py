@@ -237,7 +237,7 @@ def _cell(value, spec: str = '') -> str:
 
 
 def format_check_table(rows: List[dict], fit: Optional[dict], device: str) -> str:
-    """The check's table (markdown), a line on the fit, and what the columns count."""
+    """The check's table (markdown), the lines on the fit, and what the columns count."""
     head = ('| crop | method | K | peak (MiB) | reserved (MiB) | estimate (MiB) | '
             'peak / estimate | time/iter (s) | spread (s) | time / E2E |')
     lines = [head, '|' + '---|' * (head.count('|') - 1)]
@@ -252,6 +252,9 @@ def format_check_table(rows: List[dict], fit: Optional[dict], device: str) -> st
                   is not None else '-')
         if row.get('figure') == 'failed':
             row = dict(row, method=f"{row['method']} (failed: {row.get('note', '')[:60]})")
+        elif row.get('figure', MEASURED) != MEASURED:  # estimated only: too large to run here
+            row = dict(row, method=f"{row['method']} (not run: {row.get('note', '')[:60]})",
+                       peak_mb=None)
         lines.append(
             f"| {row['crop']} | {row['method']} | {_cell(row.get('num_modules'))} | "
             f"{_cell(row.get('peak_mb'), '.1f')} | {_cell(row.get('reserved_mb'), '.1f')} | "
@@ -269,19 +272,20 @@ def format_check_table(rows: List[dict], fit: Optional[dict], device: str) -> st
 
 
 def fit_summary(fit: dict) -> str:
-    """One line: the fit's real peak against its plan, its budget and the device's memory."""
+    """Two lines: what the fit chose, and its real peak against the plan, the budget and (CUDA)
+    the device's memory."""
     line = (f"fit ({fit['crop']}, batch {fit['batch']}, {fit['iters']} iterations + validation):"
-            f" {fit['describe'].splitlines()[0] if fit.get('describe') else fit_label(fit)}; "
-            f"budget {fit['budget_mb']:.0f} MiB (headroom {fit['headroom_mb']:.0f} MiB), "
-            f"planned peak {fit['planned_peak_mb']:.0f} MiB; real peak {fit['peak_mb']:.0f} MiB")
+            f" {fit.get('describe') or fit_label(fit)}\n"
+            f"fit: real peak {fit['peak_mb']:.1f} MiB = {fit['peak_vs_planned']:.2f} x the "
+            f"planned {fit['planned_peak_mb']:.1f} MiB; budget {fit['budget_mb']:.1f} MiB "
+            f"(headroom {fit['headroom_mb']:.1f} MiB); ")
     if 'device_total_mb' in fit:
         used = fit['reserved_mb']
-        line += (f", reserved {used:.0f} MiB of the device's {fit['device_total_mb']:.0f} MiB"
-                 f" ({'fits' if used < fit['device_total_mb'] else 'DOES NOT FIT'})")
-    else:
-        line += (f" ({'within' if fit['peak_mb'] <= fit['budget_mb'] else 'OVER'} the budget;"
-                 f" CPU meter), max RSS growth {_cell(fit.get('max_rss_growth_mb'), '.0f')} MiB")
-    return line
+        return line + (f"reserved {used:.1f} MiB of the device's {fit['device_total_mb']:.1f} "
+                       f"MiB ({'fits' if used < fit['device_total_mb'] else 'DOES NOT FIT'})")
+    within = 'within' if fit['peak_mb'] <= fit['budget_mb'] else 'OVER'
+    return line + (f'{within} the budget (CPU meter); the max RSS grew '
+                   f"{_cell(fit.get('max_rss_growth_mb'), '.1f')} MiB over training")
 
 
 FOOTER_CUDA = (
