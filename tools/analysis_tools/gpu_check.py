@@ -20,6 +20,7 @@ import torch
 from infopro_seg.engine.cli import add_debug_argument, run_cli
 from infopro_seg.errors import ConfigError
 from infopro_seg.planning.benchmark.gpu_check import cpu_suite, cuda_suite, run_gpu_check
+from infopro_seg.planning.fit import fit_budget_arg
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -35,7 +36,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         '(default: cuda where available)')
     parser.add_argument('--rounds', type=int, default=None,
                         help='timed rounds per method (default: 5 on CUDA, 2 on the CPU)')
-    parser.add_argument('--fit-budget', default=None, metavar='GIB|auto',
+    parser.add_argument('--fit-budget', default=None, type=fit_budget_arg, metavar='GIB|auto',
                         help="the fit's budget (default: auto on CUDA, 0.05 GiB on the CPU)")
     parser.add_argument('--fit-iters', type=int, default=None,
                         help='training iterations of the fitted run (default: 20 on CUDA, 3 on '
@@ -61,23 +62,16 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             raise ConfigError(f'--fit-iters must be at least 1, got {args.fit_iters}')
         suite.fit_iters = args.fit_iters
     if args.fit_budget is not None:
-        suite.fit_budget = args.fit_budget if args.fit_budget == 'auto' else _gib(args.fit_budget)
+        if args.fit_budget == 'auto' and not torch.cuda.is_available():
+            raise ConfigError("--fit-budget auto reads the free memory of a CUDA device, and "
+                              'there is none here: give a number of GiB, e.g. --fit-budget 0.05')
+        suite.fit_budget = args.fit_budget
     if args.no_fit:
         suite.fit_config = None
     report = run_gpu_check(suite, args.out)
     print(report['table'])
     print(f"\nwrote {osp.join(args.out, 'gpu_check.json')} and gpu_check.md "
           f"({report['seconds']['total']:.0f} s)")
-
-
-def _gib(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise ConfigError(f"--fit-budget {text!r}: give a number of GiB > 0, or 'auto'")
-    return value
 
 
 if __name__ == '__main__':
