@@ -152,11 +152,16 @@ def test_cuda_suite_measures_r101_at_both_crops():
         assert ('infopro-k4' in config) == ('k4' in method)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the refusal without CUDA')
-def test_tool_refuses_cuda_without_a_gpu_in_one_line(monkeypatch, capsys):
-    monkeypatch.setattr('sys.argv', ['gpu_check.py', '--device', 'cuda'])
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the refusals without CUDA')
+@pytest.mark.parametrize('argv, message', [
+    (['--device', 'cuda'], 'error: --device cuda: no CUDA device here'),
+    (['--fit-budget', 'auto'], 'error: --fit-budget auto reads the free memory of a CUDA device'),
+])
+def test_tool_refuses_cuda_settings_without_a_gpu_in_one_line(monkeypatch, capsys, argv,
+                                                               message):
+    monkeypatch.setattr('sys.argv', ['gpu_check.py', *argv])
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_path(str(REPO / 'tools/analysis_tools/gpu_check.py'), run_name='__main__')
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith('error: --device cuda: no CUDA device here') and '\n' not in err
+    assert err.startswith(message) and '\n' not in err
