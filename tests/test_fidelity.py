@@ -11,8 +11,20 @@ from conftest import REPO
 
 
 def build_paper_model():
+    """The paper's R-101 model on the meta device: its structure, no memory."""
     cfg = Config.fromfile(f'{REPO}/configs/deeplabv3_r101_infopro_cityscapes.py')
-    return MODELS.build(cfg.model)
+    with torch.device('meta'):
+        return MODELS.build(cfg.model)
+
+
+def materialised(module):
+    """``module`` (built on meta) on the CPU, SyncBN as BN, with freshly initialised weights."""
+    module = revert_sync_batchnorm(module.to_empty(device='cpu'))
+    torch.manual_seed(0)
+    for layer in module.modules():
+        if hasattr(layer, 'reset_parameters'):
+            layer.reset_parameters()  # BatchNorm also resets its running statistics
+    return module
 
 
 def test_paper_config_local_heads_follow_the_reference():
@@ -27,7 +39,7 @@ def test_paper_config_local_heads_follow_the_reference():
 
 
 def test_psi_loss_is_cross_entropy_averaged_over_valid_pixels():
-    psi = revert_sync_batchnorm(build_paper_model().local_heads[0]['classifier']).eval()
+    psi = materialised(build_paper_model().local_heads[0]['classifier']).eval()
     torch.manual_seed(0)
     feature = torch.randn(2, psi.in_channels, 8, 8)
     labels = torch.randint(0, psi.num_classes, (2, 64, 64))

@@ -1,4 +1,4 @@
-"""Local objectives for K >= 3 (issue 12): each trains with gradient isolation and learns."""
+"""Local objectives for K >= 3: each trains with gradient isolation and learns."""
 import copy
 
 import pytest
@@ -71,9 +71,21 @@ def test_objective_loss_falls_on_a_fixed_batch(name):
     assert min(values[-2:]) < values[0], values
 
 
-def test_supcon_heads_are_the_configured_psi():
-    model = build_model(objective_cfg('supcon'))
-    assert [type(h['classifier']).__name__ for h in model.local_heads] == ['SupConHead'] * 2
+def test_supcon_psi_trains_each_module_by_its_contrastive_loss_alone():
+    """SupCon replaces psi's cross-entropy in every local module: its loss is logged, its
+    projection gets gradients, and with lambda2 = 0 in module 2 nothing reaches that one."""
+    model = build_model(objective_cfg('supcon', second_weights=(1.5, 0.0)))
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1), accumulative_counts=2)
+    torch.manual_seed(0)
+    log_vars = model.train_step(make_batch(), wrapper)  # accumulating: gradients kept, no step
+    local = {name for name in log_vars if name.startswith(('m1.', 'm2.'))}
+    assert local == {'m1.loss_recon', 'm1.loss_supcon', 'm2.loss_recon'}
+    assert log_vars['m1.loss_supcon'] > 0
+    grads = {name: param.grad for name, param in model.named_parameters()}
+    psi1 = [name for name in grads if name.startswith('local_heads.0.classifier.')]
+    assert psi1 and all(grads[name] is not None and grads[name].abs().sum() > 0
+                        for name in psi1)
+    assert not any(name.startswith('local_heads.1.classifier.') for name in grads)
 
 
 def test_auglocal_copies_the_following_units_in_a_pyramid():

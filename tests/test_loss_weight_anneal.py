@@ -1,4 +1,4 @@
-"""LocalLossWeightAnnealHook (issue 12): InfoPro's loss weights moved over the run."""
+"""LocalLossWeightAnnealHook: InfoPro's loss weights moved over the run."""
 from types import SimpleNamespace
 
 import pytest
@@ -46,7 +46,10 @@ def test_weights_move_from_the_config_to_the_target_between_begin_and_end():
     assert hook.weights_at(99, 100) == [(0.0, 1.0), (0.0, 1.0)]
     cosine = started_hook(model, curve='cosine')
     assert flat(cosine.weights_at(50, 100)) == approx_pairs([(1.5, 0.75), (0.75, 1.0)])
-    assert cosine.weights_at(25, 100)[0][0] > 3.0 * 0.75  # slow at the start
+    # A quarter of the way: moved (1 - cos(pi / 4)) / 2 = 0.1464466 of the distance (linear:
+    # 0.25), slow at the start.
+    assert flat(cosine.weights_at(25, 100)) == approx_pairs([(2.5606602, 0.5732233),
+                                                            (1.2803301, 1.0)])
 
 
 def test_before_train_iter_sets_the_model_weights_and_logs_them():
@@ -68,6 +71,8 @@ def test_a_resumed_run_gets_the_weights_of_an_uninterrupted_one():
     resumed_model = k3_model()
     resumed = started_hook(resumed_model)
     resumed.before_train_iter(fake_runner(resumed_model, 29), batch_idx=0)
+    # Iteration 29 of 100, linear from START to (0, 1): 29% of the way.
+    assert flat(resumed_model.loss_weights) == approx_pairs([(2.13, 0.645), (1.065, 1.0)])
     assert resumed_model.loss_weights == model.loss_weights
 
 
