@@ -5,7 +5,6 @@ import copy
 
 import pytest
 import torch
-from mmengine.optim import build_optim_wrapper
 from mmseg.registry import MODELS
 
 from conftest import build_model

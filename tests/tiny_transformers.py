@@ -6,6 +6,7 @@ from conftest import make_batch, tiny_deeplab_cfg
 BN = dict(type='BN', requires_grad=True)
 HEAD = dict(channels=16, num_classes=4, norm_cfg=BN, align_corners=False, dropout_ratio=0.1,
             loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0))
+AUX_LOSS = dict(type='CrossEntropyLoss', loss_weight=0.4)
 
 #: name -> (InfoPro backbone, mmseg's type, decode head, auxiliary head or None). Drop path is
 #: off (it draws random numbers per block: the comparisons with mmseg need none).
@@ -24,8 +25,7 @@ TRANSFORMERS = {
              dict(type='UPerHead', in_channels=[16, 32, 64, 128], in_index=[0, 1, 2, 3],
                   pool_scales=(1, 2, 3, 6), **HEAD),
              dict(type='FCNHead', in_channels=64, in_index=2, num_convs=1, concat_input=False,
-                  **{**HEAD, 'channels': 8, 'loss_decode': dict(type='CrossEntropyLoss',
-                                                                 loss_weight=0.4)})),
+                  **{**HEAD, 'channels': 8, 'loss_decode': AUX_LOSS})),
     # SegNeXt: MSCAN and LightHamHead (NMF) on stages 1-3.
     'mscan': (dict(type='InfoProMSCAN', embed_dims=[8, 16, 32, 64], depths=[1, 2, 2, 1],
                    mlp_ratios=[2, 2, 2, 2], drop_path_rate=0.0, norm_cfg=BN),

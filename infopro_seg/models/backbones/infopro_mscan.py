@@ -76,8 +76,8 @@ class InfoProMSCAN(InfoProBackbone, MSCAN):
     def _unit_names(self) -> List[str]:
         names = []
         for stage in range(1, self.num_stages + 1):
-            names += [f'patch_embed{stage}'] + [f'block{stage}.{j}'
-                                                 for j in range(self.depths[stage - 1])]
+            names.append(f'patch_embed{stage}')
+            names += [f'block{stage}.{j}' for j in range(self.depths[stage - 1])]
         return names
 
     def _units(self) -> List[nn.Module]:
