@@ -16,8 +16,8 @@ from infopro_seg.engine import InfoProOptimWrapper
 from infopro_seg.errors import ConfigError
 from infopro_seg.planning import fit as fit_module
 from infopro_seg.planning import plan_splits, profile_model
-from infopro_seg.planning.fit import (DECISION_FILE, fit_budget_arg, fit_request,
-                                      resolve_config, resolved_copy)
+from infopro_seg.planning.fit import (DECISION_FILE, fit_budget_arg, resolve_config,
+                                      resolved_copy)
 from infopro_seg.planning.meter import SavedBytesMeter
 from infopro_seg.utils.memory import GiB
 

@@ -109,8 +109,8 @@ def test_nonfinite_loss_stops(step_each_module):
     assert '\n' not in message
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     if step_each_module:
-        assert changed and all(n.startswith(('backbone.stem', 'backbone.layer1', 'local_heads.0'))
-                                   for n in changed)
+        first = ('backbone.stem', 'backbone.layer1', 'local_heads.0')
+        assert changed and all(n.startswith(first) for n in changed)
     else:
         assert not changed
 

@@ -7,6 +7,7 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 from torch import nn
 
+from ..errors import ConfigError
 from .optim.local_step import LocalStepMixin
 
 

@@ -2,7 +2,8 @@
 
 - :mod:`.meter`: the saved-bytes meter (what a step keeps for backward, by owner);
 - :mod:`.meta`: running training steps on the meta device;
-- :mod:`.profile`: :func:`profile_model`, one cost record per backbone unit of a model config;
+- :mod:`.profile`: :func:`profile_model`, one cost record per backbone unit of a model config
+  (the model it builds: :mod:`.profiled_model`);
 - :mod:`.cost_model`: what a module costs from those records, with or without checkpointing;
 - :mod:`.solver`: :func:`evaluate_cuts`, :func:`plan_splits` (InfoPro*), :func:`fit_budget`,
   :func:`plan_within` (cuts and the modules to recompute for a budget);
@@ -19,11 +20,12 @@ Models never import this package.
 from .budget import (BudgetCandidate, budget_candidates, cheapest_fitting,
                      estimated_overhead, format_candidates, no_fit_message,
                      overhead_model_text)
-from .config import config_batch_size, config_crop_size, config_cuts, config_optimizer
+from .config import (config_batch_size, config_crop_size, config_cuts, config_optimizer,
+                     optimizer_state_factor)
 from .fit import FitDecision, apply_fit, resolve_config, resolved_copy
 from .meta import meta_masks_select_all
 from .meter import SavedBytesMeter
-from .profile import MemoryProfile, UnitCost, optimizer_state_factor, profile_model
+from .profile import MemoryProfile, UnitCost, profile_model
 from .report import budget_message, describe_plan, summarize_plan
 from .solver import SplitPlan, evaluate_cuts, fit_budget, naive_cuts, plan_splits, plan_within
 

@@ -7,6 +7,7 @@ from mmengine.model import revert_sync_batchnorm
 from mmseg.registry import MODELS
 from torch import nn
 
+from ..errors import ConfigError
 from .meta import count_all_pixels_on_meta
 
 
@@ -27,12 +28,12 @@ def build_on_one_device(cfg: dict, device: Union[str, torch.device]) -> nn.Modul
         nn.Module: The component.
 
     Raises:
-        ValueError: The config uses mmcv's ``MMSyncBN``, which cannot be built without a process
+        ConfigError: The config uses mmcv's ``MMSyncBN``, which cannot be built without a process
             group.
     """
     if 'MMSyncBN' in repr(cfg) and not torch.distributed.is_initialized():
-        raise ValueError("mmcv's MMSyncBN cannot be built without a process group, and one "
-                         'device is measured here: use SyncBN (or BN) in the config')
+        raise ConfigError("mmcv's MMSyncBN cannot be built without a process group, and one "
+                          'device is measured here: use SyncBN (or BN) in the config')
     with torch.device(device):
         model = MODELS.build(ConfigDict(cfg))
     return for_one_device(model, device)

@@ -49,3 +49,24 @@ def config_cuts(cfg, unit_names: Sequence[str]) -> Optional[List[int]]:
     if isinstance(split_points, str) and split_points not in SPLIT_PRESETS:
         return None
     return resolve_split_points(split_points, unit_names)
+
+
+def optimizer_state_factor(optimizer_cfg: Optional[dict]) -> int:
+    """How many parameter-sized tensors training keeps per parameter.
+
+    Args:
+        optimizer_cfg: The config's ``optim_wrapper.optimizer`` (``None``: mmseg's SGD with
+            momentum).
+
+    Returns:
+        int: 1 (the parameter) + 1 (its gradient) + the optimizer's per-parameter buffers
+        (SGD with momentum 1, SGD without 0, Adam/AdamW 2).
+    """
+    if not optimizer_cfg:
+        return 3
+    kind = str(optimizer_cfg.get('type', 'SGD')).split('.')[-1].lower()
+    if kind == 'sgd':
+        return 3 if optimizer_cfg.get('momentum', 0) else 2
+    if kind.startswith('adam'):
+        return 4
+    return 3

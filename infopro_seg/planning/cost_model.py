@@ -34,8 +34,8 @@ def module_costs(profile: MemoryProfile, start: int, end: int, with_recon: bool,
     Returns:
         dict: ``units=(first, last), units_bytes, input_bytes, output_bytes, recon_bytes,
         classifier_bytes, seg_head_bytes, seg_heads, param_bytes (units and decode/auxiliary
-        heads), recon_param_bytes, classifier_param_bytes, transient_bytes, total_bytes, flops (forward, heads
-        included), local_head_flops (w and psi), checkpointed``.
+        heads), recon_param_bytes, classifier_param_bytes, transient_bytes, total_bytes, flops
+        (forward, heads included), local_head_flops (w and psi), checkpointed``.
     """
     units = profile.units[start:end]
     last = units[-1]

@@ -140,6 +140,8 @@ def fit_request(cfg) -> Optional[dict]:
     if budget != 'auto' and (not isinstance(budget, (int, float)) or budget <= 0):
         raise ConfigError(f"infopro_fit.budget_gib must be a positive number of GiB or 'auto', "
                           f'got {budget!r} (e.g. --fit 10 or --fit auto)')
+    # A config that trains with AMP keeps it unless the request says otherwise.
+    request.setdefault('amp', 'always' if _trains_with_amp(cfg) else 'allow')
     for key in ('checkpointing', 'amp', 'step_each_module'):
         request.setdefault(key, 'allow')
         if request[key] not in CHOICES:
@@ -223,15 +225,27 @@ def apply_decision(cfg, decision: FitDecision) -> None:
                                if any(decision.checkpointing) else None)
     wrapper = cfg.optim_wrapper
     wrapper.setdefault('constructor', 'InfoProOptimWrapperConstructor')
-    if decision.amp and wrapper.get('type', 'OptimWrapper') == 'OptimWrapper':
+    if decision.amp and not _trains_with_amp(cfg):
         if torch.cuda.is_available():
             wrapper.update(type='AmpOptimWrapper', loss_scale='dynamic')
         else:  # a CPU run: bfloat16 autocast, the same activation sizes as float16
             wrapper.update(type='DeviceAmpOptimWrapper', device='cpu', dtype='bfloat16')
+    elif not decision.amp and _trains_with_amp(cfg):
+        wrapper.type = 'OptimWrapper'
+        for key in ('loss_scale', 'dtype', 'device'):
+            wrapper.pop(key, None)
     if decision.step_each_module:
         wrapper['step_each_module'] = True
     cfg.infopro_fit = None
     cfg.infopro_fit_decision = asdict(decision)
+
+
+#: Optimizer wrappers that train with mixed precision.
+AMP_WRAPPERS = ('AmpOptimWrapper', 'InfoProAmpOptimWrapper', 'DeviceAmpOptimWrapper')
+
+
+def _trains_with_amp(cfg) -> bool:
+    return (cfg.get('optim_wrapper') or {}).get('type') in AMP_WRAPPERS
 
 
 def use_infopro_optim_wrappers(cfg) -> None:

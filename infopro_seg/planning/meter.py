@@ -7,7 +7,7 @@ the parameters as backward creates them (a whole training step's peak).
 """
 from collections import defaultdict
 from contextlib import contextmanager
-from typing import Dict, Hashable, Iterable, Iterator
+from typing import Dict, Hashable, Iterable, Iterator, Optional
 
 import torch
 from torch import nn
@@ -73,12 +73,17 @@ class SavedBytesMeter(SavedTensorMeter):
             self.extra_bytes[owner] = max(self.extra_bytes[owner],
                                           self._section_max - self.current_bytes)
 
-    def track_grads(self, params: Iterable[nn.Parameter]) -> None:
-        """Also count each parameter's gradient from when it first appears (until exit).
+    def track_grads(self, params: Iterable[nn.Parameter],
+                    optimizer: Optional[torch.optim.Optimizer] = None) -> None:
+        """Also count each parameter's gradient from when it first appears.
 
         Gradients that exist already (not set to ``None`` by the last ``zero_grad``) are counted
-        from the start.
+        from the start. With ``optimizer``, the gradients it steps stop counting after its step
+        (the InfoPro wrappers set them to ``None`` right after), so a module that steps and frees
+        its gradients before the next module runs is counted as it happens.
         """
+        if optimizer is not None:
+            self._grad_handles.append(optimizer.register_step_post_hook(self._on_step))
         for param in params:
             if not param.requires_grad:
                 continue
@@ -87,6 +92,13 @@ class SavedBytesMeter(SavedTensorMeter):
                 self.grad_bytes += param.grad.numel() * param.grad.element_size()
             self._grad_handles.append(param.register_post_accumulate_grad_hook(self._on_grad))
         self._update_peak()
+
+    def _on_step(self, optimizer: torch.optim.Optimizer, args, kwargs) -> None:
+        for group in optimizer.param_groups:
+            for param in group['params']:
+                if id(param) in self._grad_seen and param.grad is not None:
+                    self._grad_seen.discard(id(param))
+                    self.grad_bytes -= param.grad.numel() * param.grad.element_size()
 
     def _on_grad(self, param: nn.Parameter) -> None:
         if id(param) not in self._grad_seen:

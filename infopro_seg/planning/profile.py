@@ -36,44 +36,20 @@ reported separately), temporary buffers that no backward needs, and allocator ov
 import copy
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..models.backbones.infopro_resnet import RESNET_VARIANTS
 from ..models.heads.local_head import HeadBatch, as_local_head
-from ..models.segmentors.infopro_encoder_decoder import build_local_head
 from ..models.segmentors.local_module import checkpointed_head_loss
-from ..models.utils.checkpointing import DEFAULT_GRANULARITY, parse_checkpointing
 from ..utils.batch import random_seg_batch
 from ..utils.memory import storage_key
 from ..utils.meta_autocast import EmulatedAutocast
-from .build import build_on_one_device, for_one_device
+from .config import optimizer_state_factor
 from .meta import meta_masks_select_all
 from .meter import SavedBytesMeter
-
-
-def optimizer_state_factor(optimizer_cfg: Optional[dict]) -> int:
-    """How many parameter-sized tensors training keeps per parameter.
-
-    Args:
-        optimizer_cfg: The config's ``optim_wrapper.optimizer`` (``None``: mmseg's SGD with
-            momentum).
-
-    Returns:
-        int: 1 (the parameter) + 1 (its gradient) + the optimizer's per-parameter buffers
-        (SGD with momentum 1, SGD without 0, Adam/AdamW 2).
-    """
-    if not optimizer_cfg:
-        return 3
-    kind = str(optimizer_cfg.get('type', 'SGD')).split('.')[-1].lower()
-    if kind == 'sgd':
-        return 3 if optimizer_cfg.get('momentum', 0) else 2
-    if kind.startswith('adam'):
-        return 4
-    return 3
+from .profiled_model import ProfiledModel, checkpointing_spec, param_bytes
 
 
 @dataclass
@@ -175,107 +151,6 @@ class MemoryProfile:
         return sum(unit.flops + unit.seg.flops for unit in self.units)
 
 
-def _param_bytes(module: nn.Module) -> int:
-    return sum(p.numel() * p.element_size() for p in module.parameters())
-
-
-def profiled_model_cfg(model_cfg: dict) -> dict:
-    """The config :func:`profile_model` builds: the model as one local module (K=1).
-
-    A copy of ``model_cfg`` with no split points (``'auto'`` included), no split planner and no
-    checkpointing (the profile measures both ways), no pretrained weights (nothing is loaded or
-    downloaded), and a plain mmseg ``EncoderDecoder`` on a ResNet turned into the InfoPro
-    segmentor and backbone it would become. Everything else is kept as the config has it.
-    """
-    cfg = copy.deepcopy(model_cfg.to_dict() if hasattr(model_cfg, 'to_dict') else dict(model_cfg))
-    if cfg.get('type') == 'EncoderDecoder':
-        cfg['type'] = 'InfoProEncoderDecoder'
-    backbone = dict(cfg['backbone'])
-    if backbone.get('type') in RESNET_VARIANTS:
-        backbone['variant'] = backbone.pop('type')
-        backbone['type'] = 'InfoProResNet'
-    backbone.update(split_points=[], init_cfg=None, pretrained=None)
-    cfg.update(backbone=backbone, pretrained=None, init_cfg=None, checkpointing=None)
-    cfg.pop('split_planner', None)
-    return cfg
-
-
-def checkpointing_spec(model_cfg: dict) -> Tuple[Dict[str, Union[bool, str]], bool]:
-    """What a checkpointed module recomputes, and whether the config checkpoints every module.
-
-    The config's ``model.checkpointing`` when it is one setting for every module; for a list of
-    per-module settings, the first that is on; with none on, every part at its default
-    granularity (what ``checkpointing=True`` means).
-    """
-    setting = model_cfg.get('checkpointing')
-    settings = list(setting) if isinstance(setting, (list, tuple)) else [setting]
-    parsed = [parse_checkpointing(s) for s in settings]
-    on = [p for p in parsed if any(p.values())]
-    uniform = not isinstance(setting, (list, tuple)) and bool(on)
-    return (on[0] if on else dict(DEFAULT_GRANULARITY)), uniform
-
-
-class _ProfiledModel:
-    """The segmentor built from a config as one module, and its heads, ready to be measured.
-
-    Args:
-        model_cfg: The segmentor config (see :func:`profiled_model_cfg`).
-        device: Where to build and run it (``meta``: nothing is allocated).
-    """
-
-    def __init__(self, model_cfg: dict, device: torch.device):
-        cfg = profiled_model_cfg(model_cfg)
-        self.segmentor = build_on_one_device(cfg, device)
-        self.segmentor.train()
-        self.backbone = self.segmentor.backbone
-        self.decode_head = self.segmentor.decode_head
-        aux = getattr(self.segmentor, 'auxiliary_head', None)
-        if isinstance(aux, nn.ModuleList):
-            aux_heads = [(f'aux_{i}', head) for i, head in enumerate(aux)]
-        else:
-            aux_heads = [('aux', aux)] if aux is not None else []
-        self.seg_heads = [('decode', self.decode_head)] + aux_heads
-        self.train_cfg = self.segmentor.train_cfg or {}
-        self.loss_weights = cfg.get('local_loss_weights', ((1.0, 1.0), ))
-        self.local_head_cfgs = cfg.get('local_heads') or {}
-        self.device = device
-        self._local_heads: Dict[Tuple[str, int, int], nn.Module] = {}
-
-    def head_input_unit(self, head: nn.Module) -> int:
-        """The unit producing a segmentation head's latest input (its cost goes there)."""
-        # The segmentor found which outputs the head reads (DeepLab-V3+'s c1 included).
-        return max(self.backbone.output_unit(position)
-                   for position in head.infopro_backbone_inputs)
-
-    def local_head(self, role: str, unit: int) -> Optional[nn.Module]:
-        """w (``role='reconstruction'``) or psi (``'classifier'``) for a cut after ``unit``,
-        built as the segmentor builds it; ``None`` if the config has no such head."""
-        cfg = self.local_head_cfgs.get(role)
-        if cfg is None:
-            return None
-        key = (role, self.backbone.unit_out_channels(unit), self.backbone.unit_out_stride(unit))
-        if key not in self._local_heads:
-            with torch.device(self.device):
-                head = build_local_head(role, cfg, self.backbone, unit, self.decode_head)
-            head = for_one_device(head, self.device)  # its norm_cfg is the decode head's
-            head.train()
-            self._local_heads[key] = head
-        return self._local_heads[key]
-
-    def local_head_sites(self, outputs: Sequence[torch.Tensor]
-                         ) -> Iterator[Tuple[int, str, nn.Module, tuple]]:
-        """``(unit, role, head, shape key)`` for w and psi at every candidate cut.
-
-        A cut after the last unit is not allowed; the key (role and feature shape) is what a
-        head's cost depends on, so each is measured once.
-        """
-        for i in range(len(outputs) - 1):
-            for role in ('reconstruction', 'classifier'):
-                head = self.local_head(role, i)
-                if head is not None:
-                    yield i, role, head, (role, ) + tuple(outputs[i].shape[1:])
-
-
 def profile_model(model_cfg: dict,
                   crop_size: Sequence[int],
                   batch_size: int,
@@ -317,14 +192,14 @@ def profile_model(model_cfg: dict,
     spec, uniform = checkpointing_spec(model_cfg)
     crop_size = (int(crop_size[0]), int(crop_size[1]))
     with EmulatedAutocast(torch.float16) if amp else nullcontext():
-        parts = _ProfiledModel(model_cfg, device)
+        parts = ProfiledModel(model_cfg, device)
         inputs = torch.randn(batch_size, 3, *crop_size, device=device)
         samples = random_seg_batch(batch_size, crop_size, parts.decode_head.num_classes,
                                    device=str(device))['data_samples']
         units, outputs = _measure_plain(parts, inputs, samples)
         _measure_checkpointed_heads(parts, spec, units, outputs, inputs, samples)
     return MemoryProfile(
-        units=units, model_param_bytes=_param_bytes(parts.segmentor),
+        units=units, model_param_bytes=param_bytes(parts.segmentor),
         state_factor=optimizer_state_factor(optimizer_cfg), loss_weights=parts.loss_weights,
         crop_size=crop_size, batch_size=batch_size, device=str(device), checkpointing=spec,
         checkpointed=uniform, amp=amp)
@@ -339,7 +214,7 @@ def _charged(meter: SavedBytesMeter, owner, run: Callable):
         flops.get_total_flops()
 
 
-def _measure_plain(parts: _ProfiledModel, inputs: torch.Tensor, samples: list
+def _measure_plain(parts: ProfiledModel, inputs: torch.Tensor, samples: list
                    ) -> Tuple[List[UnitCost], List[torch.Tensor]]:
     """The units and heads as the plain model runs them, every graph kept alive."""
     backbone = parts.backbone
@@ -357,7 +232,7 @@ def _measure_plain(parts: _ProfiledModel, inputs: torch.Tensor, samples: list
             outputs.append(x)  # keeps the whole graph alive: each storage is charged once
             saves_input = in_key in meter.saved_keys[('unit', i)]
             units.append(UnitCost(
-                name=names[i], forward=cost, flops=flops, param_bytes=_param_bytes(unit),
+                name=names[i], forward=cost, flops=flops, param_bytes=param_bytes(unit),
                 input_bytes=in_bytes,
                 saves_input=saves_input and not saved_before,
                 cut_input_bytes=in_bytes if saves_input and saved_before else 0,
@@ -373,7 +248,7 @@ def _measure_plain(parts: _ProfiledModel, inputs: torch.Tensor, samples: list
             record.seg.plain.kept += cost.kept
             record.seg.plain.extra = max(record.seg.plain.extra, cost.extra)
             record.seg.flops += flops
-            record.seg.param_bytes += _param_bytes(head)
+            record.seg.param_bytes += param_bytes(head)
         cached = {}
         for i, role, head, key in parts.local_head_sites(outputs):
             if key not in cached:
@@ -386,7 +261,7 @@ def _measure_plain(parts: _ProfiledModel, inputs: torch.Tensor, samples: list
                 cached[key] = (cost, flops)
             cost, flops = cached[key]
             setattr(units[i], _ROLE_FIELD[role], HeadCost(
-                plain=Cost(cost.kept, cost.extra), param_bytes=_param_bytes(head), flops=flops))
+                plain=Cost(cost.kept, cost.extra), param_bytes=param_bytes(head), flops=flops))
     return units, outputs
 
 
@@ -412,7 +287,7 @@ def _head_cost(run: Callable[[], Dict[str, torch.Tensor]]) -> Cost:
     return Cost(kept, extra)
 
 
-def _measure_checkpointed_heads(parts: _ProfiledModel, spec: dict, units: List[UnitCost],
+def _measure_checkpointed_heads(parts: ProfiledModel, spec: dict, units: List[UnitCost],
                                 outputs: List[torch.Tensor], inputs: torch.Tensor,
                                 samples: list) -> None:
     """Every head's cost in a checkpointed module, each run alone on leaf copies of its inputs

@@ -178,8 +178,8 @@ def _best_cuts(n: int, num_modules: int, choose: Callable[[int, int, int], Choic
     inf = (math.inf, )
     # best[k][e]: best value of modules 0..k covering units [0, e); parent: (start, flag).
     best = [[inf] * (n + 1) for _ in range(num_modules)]
-    parent: List[List[Optional[Tuple[int, bool]]]] = [[None] * (n + 1)
-                                                     for _ in range(num_modules)]
+    parent: List[List[Optional[Tuple[int, bool]]]] = [
+        [None] * (n + 1) for _ in range(num_modules)]
     for k in range(num_modules):
         # Module k needs at least one unit and must leave one per remaining module.
         ends = [n] if k == num_modules - 1 else range(k + 1, n - (num_modules - 1 - k) + 1)
@@ -207,7 +207,7 @@ def _best_cuts(n: int, num_modules: int, choose: Callable[[int, int, int], Choic
 
 
 def plan_splits(profile: MemoryProfile, num_modules: int,
-                checkpointed: Optional[bool] = None) -> SplitPlan:
+                checkpointed: Union[None, bool, Sequence[bool]] = None) -> SplitPlan:
     """The K-1 cuts that minimise the largest module's activation memory (InfoPro*).
 
     Among the splits with the smallest largest module, the one with the smallest sum over
@@ -216,7 +216,8 @@ def plan_splits(profile: MemoryProfile, num_modules: int,
     Args:
         profile: From :func:`~infopro_seg.planning.profile.profile_model`.
         num_modules: K (1 is end-to-end training).
-        checkpointed: Whether every module recomputes (default: as the profiled config says).
+        checkpointed: Which modules recompute: one flag for all, one per module, or ``None``
+            for the profiled config's own setting.
 
     Returns:
         SplitPlan: The balanced plan.
@@ -226,12 +227,12 @@ def plan_splits(profile: MemoryProfile, num_modules: int,
         raise ValueError(f'K={num_modules} local modules: K must be between 1 and the number of '
                          f'backbone units ({n})')
     costs = _Costs(profile, num_modules)
-    flag = profile.checkpointed if checkpointed is None else bool(checkpointed)
+    flags = _checkpointed_list(profile, num_modules, checkpointed)
 
     def total(k: int, start: int, end: int) -> Choice:
-        return (costs.breakdown(k, start, end, flag)['total_bytes'], ), flag
+        return (costs.breakdown(k, start, end, flags[k])['total_bytes'], ), flags[k]
 
-    minmax, flags = _best_cuts(n, num_modules, total, max)
+    minmax, _ = _best_cuts(n, num_modules, total, max)
     smallest_peak = _plan(profile, costs, minmax, flags).peak_bytes
 
     def bounded(k: int, start: int, end: int) -> Choice:
@@ -239,8 +240,7 @@ def plan_splits(profile: MemoryProfile, num_modules: int,
         return choice if choice[0][0] <= smallest_peak else None
 
     found = _best_cuts(n, num_modules, bounded, lambda a, b: (a[0] + b[0], ))
-    cuts, flags = found or (minmax, flags)
-    return _plan(profile, costs, cuts, flags)
+    return _plan(profile, costs, found[0] if found else minmax, flags)
 
 
 def plan_within(profile: MemoryProfile, num_modules: int, budget_bytes: int,
@@ -250,8 +250,10 @@ def plan_within(profile: MemoryProfile, num_modules: int, budget_bytes: int,
 
     Every module must fit (its activations plus the model state at most ``budget_bytes``),
     plain or checkpointed; a module is checkpointed only where plain it would not fit. Among the
-    splits that fit, the one recomputing the fewest FLOPs is taken, then the smallest sum of
-    module peaks.
+    splits that fit, the one with the least estimated extra work is taken (the FLOPs of w and
+    psi, and a third of each checkpointed module's forward: see
+    :mod:`~infopro_seg.planning.budget`), then the one with the smallest largest module, then
+    the smallest sum of module peaks.
 
     Args:
         profile: From :func:`~infopro_seg.planning.profile.profile_model`.
@@ -287,10 +289,16 @@ def plan_within(profile: MemoryProfile, num_modules: int, budget_bytes: int,
             total = module['total_bytes'] + (module_grad_bytes(module) if step_each_module
                                              else 0)
             if total <= allowed:
-                options.append(((module['flops'] if flag else 0, total), flag))
+                # The module's extra work over E2E (see planning.budget): its w and psi, and a
+                # second forward where it recomputes.
+                work = module['local_head_flops'] + (module['flops'] / 3 if flag else 0)
+                options.append(((work, total, total), flag))
         return min(options) if options else None
 
-    found = _best_cuts(n, num_modules, choose, lambda a, b: (a[0] + b[0], a[1] + b[1]))
+    # The least extra work, then the smallest largest module (the most slack), then the
+    # smallest sum.
+    found = _best_cuts(n, num_modules, choose,
+                       lambda a, b: (a[0] + b[0], max(a[1], b[1]), a[2] + b[2]))
     if found is None:
         return None
     plan = _plan(profile, costs, *found, step_each_module=step_each_module)

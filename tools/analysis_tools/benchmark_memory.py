@@ -57,8 +57,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='several crops (plotted against memory), e.g. 256x512 512x1024')
     parser.add_argument('--batch', type=int, default=2, help='images per iteration (default 2)')
     parser.add_argument('--methods', nargs='+', default=list(DEFAULT_METHODS), type=method_name,
-                        help='e2e, with_cp, amp or infopro-kN, each optionally with +cp and/or '
-                        f'+amp (e.g. infopro-k4+cp+amp); default: {" ".join(DEFAULT_METHODS)}')
+                        help='e2e, with_cp, amp or infopro-kN, each optionally with +cp (every '
+                        'module) or +cpM,N (modules M and N), +amp and +step (each module steps '
+                        'after its backward), e.g. infopro-k4+cp3,4+amp+step; default: '
+                        f'{" ".join(DEFAULT_METHODS)}')
     parser.add_argument('--iters', type=int, default=3,
                         help='training iterations per method; the first is a warm-up that is '
                         'not timed (default 3)')

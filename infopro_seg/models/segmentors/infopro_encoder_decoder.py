@@ -17,33 +17,8 @@ from ...errors import ConfigError
 from ..backbones.infopro_backbone import InfoProBackbone
 from ..head_inputs import backbone_outputs_read
 from ..splits import local_loss_weights as expand_loss_weights
-from ..utils.checkpointing import guard_with_cp_blocks, parse_checkpointing
+from ..utils.checkpointing import guard_with_cp_blocks, parse_module_checkpointing
 from .local_module import LocalModule
-
-
-def parse_module_checkpointing(cfg, num_modules: int
-                               ) -> Union[Dict[str, Union[bool, str]], List[dict]]:
-    """Normalise ``model.checkpointing``: one setting for every module, or one per module.
-
-    Args:
-        cfg: Any value :func:`parse_checkpointing` takes (every module alike), or a list with
-            one such value per local module (e.g. ``[None, True, True, None]``: recompute only
-            modules 2 and 3).
-        num_modules: K.
-
-    Returns:
-        The parsed setting (a dict), or a list of K parsed settings.
-
-    Raises:
-        ConfigError: A bad value, or a list whose length is not K.
-    """
-    if not isinstance(cfg, (list, tuple)):
-        return parse_checkpointing(cfg)
-    if len(cfg) != num_modules:
-        raise ConfigError(f'model.checkpointing has {len(cfg)} entries but the split points '
-                          f'make K={num_modules} local modules; give one entry per module '
-                          '(None or True each) or one setting for all')
-    return [parse_checkpointing(entry) for entry in cfg]
 
 
 def build_local_head(kind: str, cfg: dict, backbone: InfoProBackbone, unit: int,
@@ -157,16 +132,18 @@ class InfoProEncoderDecoder(EncoderDecoder):
                       logger='current', level=logging.WARNING)
         super().__init__(backbone=backbone, decode_head=decode_head, **kwargs)
         if not isinstance(self.backbone, InfoProBackbone):
-            raise TypeError('InfoProEncoderDecoder needs an InfoPro backbone (it knows the split '
-                            'points: InfoProResNet, InfoProResNeXt, InfoProResNeSt, '
-                            'InfoProMobileNetV2, or an adapter of your own; see '
-                            'infopro_seg/models/backbones/infopro_backbone.py), got '
-                            f'{type(self.backbone).__name__}')
+            raise ConfigError('InfoProEncoderDecoder needs an InfoPro backbone (it knows the '
+                              'split points: InfoProResNet, InfoProResNeXt, InfoProResNeSt, '
+                              'InfoProMobileNetV2, InfoProMixVisionTransformer, '
+                              'InfoProSwinTransformer, InfoProMSCAN, or an adapter of your own; '
+                              'see infopro_seg/models/backbones/infopro_backbone.py), got '
+                              f'{type(self.backbone).__name__}')
         num_modules = self.backbone.num_modules
         parse_module_checkpointing(checkpointing, num_modules)  # bad input fails early
         if self.with_neck and num_modules > 1:
-            raise NotImplementedError('a neck reads several backbone stages at once; InfoPro with '
-                                      'K > 1 supports neck-free models such as DeepLab-V3')
+            raise ConfigError('a neck reads several backbone stages at once; InfoPro with K > 1 '
+                              'supports neck-free models (DeepLab, UPerNet, SegFormer, SegNeXt): '
+                              'drop the neck or the split points')
         self.loss_weights = (expand_loss_weights(local_loss_weights, num_modules - 1)
                              if num_modules > 1 else [])
         self.local_heads = nn.ModuleList(
@@ -184,21 +161,21 @@ class InfoProEncoderDecoder(EncoderDecoder):
         """Build w and psi for local module ``module`` (a weight of 0 builds no head)."""
         unknown = set(cfgs) - {'reconstruction', 'classifier'}
         if unknown:
-            raise ValueError(f'local_heads takes reconstruction= and classifier=, got {unknown}')
+            raise ConfigError(f'local_heads takes reconstruction= and classifier=, got {unknown}')
         last_unit = self.backbone.module_ranges()[module][1] - 1
         heads = nn.ModuleDict()
         for (name, weight) in zip(('reconstruction', 'classifier'), weights):
             if weight == 0:
                 continue
             if cfgs.get(name) is None:
-                raise ValueError(f'local module {module + 1} has a {name} loss weight of {weight} '
-                                 f'but local_heads has no {name} head config')
+                raise ConfigError(f'local module {module + 1} has a {name} loss weight of '
+                                  f'{weight} but local_heads has no {name} head config')
             heads[name] = build_local_head(name, cfgs[name], self.backbone, last_unit,
                                            self.decode_head, module=module,
                                            num_local=self.backbone.num_modules - 1)
         if not heads:
-            raise ValueError(f'local module {module + 1} has no local loss (both loss weights are '
-                             '0): it would never be trained')
+            raise ConfigError(f'local module {module + 1} has no local loss (both loss weights '
+                              'are 0): it would never be trained')
         return heads
 
     def _output_owner(self, head: nn.Module) -> int:
@@ -239,7 +216,7 @@ class InfoProEncoderDecoder(EncoderDecoder):
                 head, shapes, backbone.describe_outputs(), name)
         last = backbone.num_modules - 1
         if self._output_owner(self.decode_head) != last:
-            raise ValueError(
+            raise ConfigError(
                 'the decode head must read an output of the last local module, else module '
                 f'{last + 1} is never trained: {type(self.decode_head).__name__} reads backbone '
                 f'outputs {self.decode_head.infopro_backbone_inputs} (in_index '

@@ -47,8 +47,8 @@ class LocalModule(nn.Module):
         self.heads = nn.ModuleList(head for _, head, _ in heads)
         self.head_specs = [(prefix, weight) for prefix, _, weight in heads]
         self.train_cfg = train_cfg
-        self.checkpoint_heads: List[Union[bool, str]] = (list(checkpoint_heads)
-                                                        or [False] * len(heads))
+        self.checkpoint_heads: List[Union[bool, str]] = (
+            list(checkpoint_heads) or [False] * len(heads))
         if len(self.checkpoint_heads) != len(heads):
             raise ValueError(f'checkpoint_heads has {len(self.checkpoint_heads)} entries for '
                              f'{len(heads)} heads')

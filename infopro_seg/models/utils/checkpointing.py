@@ -31,7 +31,7 @@ back-propagate into the region's parameters; where there is none (the image, a d
 input) a zero-size anchor that does is passed along.
 """
 from contextlib import contextmanager, nullcontext
-from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Tuple, Union
 
 import torch
 from mmcv.cnn import ConvModule, DepthwiseSeparableConvModule
@@ -94,6 +94,31 @@ def parse_checkpointing(cfg: Union[None, bool, str, dict]) -> Dict[str, Union[bo
                               f"{', '.join(map(repr, allowed))}, got {value!r}")
         parsed[part] = DEFAULT_GRANULARITY[part] if value is True else value
     return parsed
+
+
+def parse_module_checkpointing(cfg, num_modules: int
+                               ) -> Union[Dict[str, Union[bool, str]], List[dict]]:
+    """Normalise ``model.checkpointing``: one setting for every module, or one per module.
+
+    Args:
+        cfg: Any value :func:`parse_checkpointing` takes (every module alike), or a list with
+            one such value per local module (e.g. ``[None, True, True, None]``: recompute only
+            modules 2 and 3).
+        num_modules: K.
+
+    Returns:
+        The parsed setting (a dict), or a list of K parsed settings.
+
+    Raises:
+        ConfigError: A bad value, or a list whose length is not K.
+    """
+    if not isinstance(cfg, (list, tuple)):
+        return parse_checkpointing(cfg)
+    if len(cfg) != num_modules:
+        raise ConfigError(f'model.checkpointing has {len(cfg)} entries but the split points '
+                          f'make K={num_modules} local modules; give one entry per module '
+                          '(None or True each) or one setting for all')
+    return [parse_checkpointing(entry) for entry in cfg]
 
 
 @contextmanager
@@ -330,4 +355,3 @@ def guard_with_cp_blocks(backbone: nn.Module) -> List[BlockCheckpointGuard]:
     """
     return [BlockCheckpointGuard(module) for module in backbone.modules()
             if module is not backbone and getattr(module, 'with_cp', False) is True]
-

@@ -60,7 +60,7 @@ def time_interleaved(cfg, methods: Sequence[str], cuts: Dict[int, List[str]],
         torch.set_num_threads(threads)
     parsed = {method: parse_method(method) for method in methods}
     models, wrappers = {}, {}
-    for k in sorted({k for _, k, _, _ in parsed.values()}):
+    for k in sorted({method.k for method in parsed.values()}):
         if k not in cuts:
             raise ValueError(f'no split points given for K={k}')
         torch.manual_seed(0)
@@ -77,7 +77,7 @@ def time_interleaved(cfg, methods: Sequence[str], cuts: Dict[int, List[str]],
     times = {method: [] for method in methods}
     for round_index in range(rounds + 1):
         for method in methods:
-            base, k, cp, amp = parsed[method]
+            base, k, cp, amp = parsed[method][:4]
             model = models[k]
             model.checkpointing = parse_checkpointing(True if cp else None)
             blocks = [m for m in model.backbone.modules()

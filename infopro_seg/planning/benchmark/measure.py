@@ -69,7 +69,7 @@ def state_bytes(model: torch.nn.Module, optim_wrapper) -> Dict[str, int]:
     return dict(params=params, optimizer_state=optimizer_state, grads=grads)
 
 
-def build_for_method(model_cfg: dict, cfg: Config, device: str, amp: bool):
+def build_for_method(model_cfg: dict, cfg: Config, device: str, amp: bool, step: bool = False):
     """Model and optimizer wrapper on ``device`` (``'meta'``: nothing allocated).
 
     Default initialisation suffices for memory and time (and ``init_weights`` would log every
@@ -78,7 +78,7 @@ def build_for_method(model_cfg: dict, cfg: Config, device: str, amp: bool):
     model = build_on_one_device(model_cfg, device)
     model.to(device)  # also tells the data preprocessor where to put batches
     model.train()
-    optim_wrapper = build_optim_wrapper(model, method_optim_wrapper_cfg(cfg, amp, device))
+    optim_wrapper = build_optim_wrapper(model, method_optim_wrapper_cfg(cfg, amp, device, step))
     return model, optim_wrapper
 
 
@@ -97,7 +97,9 @@ def run_iterations(model, optim_wrapper, batch: dict, iters: int, device: str, s
         meter = None
         if device != 'cuda':
             meter = SavedBytesMeter()
-            meter.track_grads(model.parameters())
+            # Gradients count from their creation until the optimizer step that consumes them
+            # (the wrappers zero them right after it): per module with +step.
+            meter.track_grads(model.parameters(), optim_wrapper.optimizer)
         start, cpu_start = time.perf_counter(), time.process_time()
         with meter or nullcontext(), meta_masks_select_all() if device == 'meta' \
                 else nullcontext(), EmulatedAutocast(emulated_autocast) \
@@ -155,7 +157,8 @@ def measure_method(spec: dict) -> dict:
         _say(spec, 'estimating on the meta device ...')
         # The model is built as without AMP (autocast does not convert it); its steps run under
         # the casting rules of the device's autocast.
-        model, optim_wrapper = build_for_method(model_cfg, cfg, 'meta', amp=False)
+        model, optim_wrapper = build_for_method(model_cfg, cfg, 'meta', amp=False,
+                                                step=parsed.step)
         num_classes = model.decode_head.num_classes
         low = (torch.float16 if spec['device'] == 'cuda' else torch.bfloat16) if amp else None
         run = run_iterations(model, optim_wrapper,
@@ -183,7 +186,7 @@ def measure_method(spec: dict) -> dict:
     else:
         device = spec['device']
         _say(spec, f'building on {device} ...')
-        model, optim_wrapper = build_for_method(model_cfg, cfg, device, amp)
+        model, optim_wrapper = build_for_method(model_cfg, cfg, device, amp, step=parsed.step)
         data = random_seg_batch(batch, crop, model.decode_head.num_classes, 'cpu')
         run = run_iterations(model, optim_wrapper, data, spec['iters'], device, spec, 'train')
         state = state_bytes(model, optim_wrapper)

@@ -12,13 +12,14 @@ import copy
 import re
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
+from ...errors import ConfigError
 from ...models.splits import SPLIT_PRESETS
 from ..profile import profile_model
 from ..solver import plan_splits
 
 DEFAULT_METHODS = ('e2e', 'with_cp', 'amp', 'infopro-k2', 'infopro-k3', 'infopro-k4')
-_METHOD = re.compile(r'^(?P<base>e2e|with_cp|amp|infopro-k(?P<k>\d+))(?P<cp>\+cp)?'
-                     r'(?P<amp>\+amp)?$')
+_METHOD = re.compile(r'^(?P<base>e2e|with_cp|amp|infopro-k(?P<k>\d+))'
+                     r'(?P<cp>\+cp(?P<cp_modules>\d+(?:,\d+)*)?)?(?P<amp>\+amp)?(?P<step>\+step)?$')
 
 #: The optimizer wrapper of a config that names none (mmseg's SGD).
 DEFAULT_OPTIM_WRAPPER = dict(type='OptimWrapper',
@@ -30,8 +31,10 @@ class Method(NamedTuple):
     """A parsed method name (see :func:`parse_method`)."""
     base: str  #: ``'e2e'``, ``'with_cp'`` or ``'infopro'``
     k: int  #: the number of local modules (1 for E2E and with_cp)
-    cp: bool  #: ``model.checkpointing=True``
+    cp: bool  #: ``model.checkpointing`` on
     amp: bool  #: mixed precision
+    cp_modules: Tuple[int, ...] = ()  #: the 1-based modules that recompute (empty: all)
+    step: bool = False  #: ``optim_wrapper.step_each_module``
 
 
 def parse_method(name: str) -> Method:
@@ -39,6 +42,9 @@ def parse_method(name: str) -> Method:
 
     ``'infopro-k3+cp+amp'`` -> ``Method('infopro', 3, True, True)``; ``'with_cp'`` ->
     ``Method('with_cp', 1, False, False)``; ``'amp'`` -> ``Method('e2e', 1, False, True)``.
+    ``+cp2,3`` recomputes only modules 2 and 3 (``model.checkpointing`` per module);
+    ``+step`` steps each module right after its backward (``optim_wrapper.step_each_module``),
+    e.g. ``'infopro-k4+cp3,4+amp+step'``.
 
     Args:
         name: The method's name.
@@ -52,20 +58,25 @@ def parse_method(name: str) -> Method:
     """
     match = _METHOD.match(name)
     if match is None:
-        raise ValueError(f'unknown method {name!r}: use e2e, with_cp, amp or infopro-k<N>, '
-                         'optionally followed by +cp and/or +amp (in that order)')
+        raise ConfigError(f'unknown method {name!r}: use e2e, with_cp, amp or infopro-k<N>, '
+                          'optionally followed by +cp (or +cp<modules>, e.g. +cp2,3), +amp and '
+                          '+step (in that order)')
     base, cp, amp = match.group('base'), bool(match.group('cp')), bool(match.group('amp'))
     if base == 'amp':
         if amp:
-            raise ValueError(f'{name}: amp already means E2E with AMP; write e2e+cp+amp')
+            raise ConfigError(f'{name}: amp already means E2E with AMP; write e2e+cp+amp')
         base, amp = 'e2e', True
     if base == 'with_cp' and cp:
-        raise ValueError(f"{name}: with_cp is mmseg's checkpointing of the backbone blocks and "
-                         '+cp is model.checkpointing; use one of them (e2e+cp or with_cp)')
+        raise ConfigError(f"{name}: with_cp is mmseg's checkpointing of the backbone blocks and "
+                          '+cp is model.checkpointing; use one of them (e2e+cp or with_cp)')
     k = int(match.group('k')) if match.group('k') else 1
     if k < 1:
-        raise ValueError(f'{name}: K must be at least 1')
-    return Method('infopro' if match.group('k') else base, k, cp, amp)
+        raise ConfigError(f'{name}: K must be at least 1')
+    modules = tuple(int(m) for m in (match.group('cp_modules') or '').split(',') if m)
+    if any(not 1 <= m <= k for m in modules):
+        raise ConfigError(f'{name}: +cp names modules {list(modules)}, but there are {k}')
+    return Method('infopro' if match.group('k') else base, k, cp, amp, modules,
+                  bool(match.group('step')))
 
 
 def method_name(name: str) -> str:
@@ -133,19 +144,21 @@ def method_model_cfg(cfg, method: str, crop: Sequence[int], batch: int
     Raises:
         ValueError: An InfoPro or ``+cp`` method on a config that is not an InfoPro model.
     """
-    base, k, cp, amp = parse_method(method)
+    base, k, cp, amp, cp_modules, _ = parse_method(method)
     model = benchmark_model_cfg(cfg, crop)
     notes = []
     infopro = model.get('type') == 'InfoProEncoderDecoder'
     if cp and not infopro:
-        raise ValueError(f'{method}: +cp is model.checkpointing of an InfoPro model '
-                         f"(model.type='InfoProEncoderDecoder'), this one is {model.get('type')!r}")
+        raise ConfigError(f'{method}: +cp is model.checkpointing of an InfoPro model '
+                          f"(model.type='InfoProEncoderDecoder'), this one is "
+                          f"{model.get('type')!r}")
     if cp:
-        model['checkpointing'] = True
+        model['checkpointing'] = (True if not cp_modules else
+                                  [True if m + 1 in cp_modules else None for m in range(k)])
     if base == 'infopro':
         if not infopro:
-            raise ValueError(f'{method} needs an InfoPro config (model.type='
-                             f"'InfoProEncoderDecoder'), this one is {model.get('type')!r}")
+            raise ConfigError(f'{method} needs an InfoPro config (model.type='
+                              f"'InfoProEncoderDecoder'), this one is {model.get('type')!r}")
         if _own_num_cuts(model) == k - 1 and model['backbone'].get('split_points') != 'auto':
             notes.append("the config's split points")
         else:
@@ -155,8 +168,9 @@ def method_model_cfg(cfg, method: str, crop: Sequence[int], batch: int
                 model['local_loss_weights'] = dict(first=weights[0], last=weights[-1])
                 notes.append('loss weights first->last schedule')
             # Planned for the method as trained: checkpointed (model.checkpointing) and AMP.
+            flags = ([m + 1 in cp_modules for m in range(k)] if cp_modules else None)
             model['backbone']['split_points'] = plan_splits(
-                profile_model(model, crop, batch, 'meta', amp=amp), k).split_points
+                profile_model(model, crop, batch, 'meta', amp=amp), k, flags).split_points
         model.pop('split_planner', None)
     elif infopro:
         model['backbone']['split_points'] = []
@@ -166,7 +180,7 @@ def method_model_cfg(cfg, method: str, crop: Sequence[int], batch: int
     return model, notes
 
 
-def method_optim_wrapper_cfg(cfg, amp: bool, device: str) -> dict:
+def method_optim_wrapper_cfg(cfg, amp: bool, device: str, step: bool = False) -> dict:
     """The optimizer wrapper a method trains with: the config's, with mixed precision for AMP.
 
     AMP is mmengine's ``AmpOptimWrapper`` (float16 autocast and dynamic loss scaling) on CUDA,
@@ -178,6 +192,7 @@ def method_optim_wrapper_cfg(cfg, amp: bool, device: str) -> dict:
         cfg: The loaded config.
         amp: Whether the method uses mixed precision.
         device: ``'cuda'``, ``'cpu'`` or ``'meta'``.
+        step: Step each module right after its backward (``+step``).
 
     Returns:
         dict: The ``optim_wrapper`` config.
@@ -185,6 +200,8 @@ def method_optim_wrapper_cfg(cfg, amp: bool, device: str) -> dict:
     optim_cfg = copy.deepcopy(cfg.get('optim_wrapper') or DEFAULT_OPTIM_WRAPPER)
     # InfoPro's wrappers (mmengine's own for models trained end to end work alike).
     optim_cfg.setdefault('constructor', 'InfoProOptimWrapperConstructor')
+    if step:
+        optim_cfg['step_each_module'] = True
     if amp and device == 'cuda':
         optim_cfg.update(type='AmpOptimWrapper', dtype='float16')
         optim_cfg.setdefault('loss_scale', 'dynamic')
