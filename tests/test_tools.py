@@ -141,6 +141,10 @@ def plain_mmseg_config(infopro_config: Path, path: Path) -> Path:
     # This project's hooks, sampler and checkpoint backend are registered by infopro_seg.
     cfg.pop('custom_hooks', None)
     cfg.default_hooks.pop('exact_resume', None)
+    cfg.default_hooks.pop('preemption', None)
+    cfg.default_hooks.checkpoint.type = 'CheckpointHook'
+    cfg.default_hooks.checkpoint.pop('on_save_error', None)
+    cfg.train_cfg.type = 'IterBasedTrainLoop'
     cfg.default_hooks.checkpoint.pop('backend_args', None)
     cfg.train_dataloader.sampler = dict(type='InfiniteSampler', shuffle=True)
     cfg.dump(str(path))

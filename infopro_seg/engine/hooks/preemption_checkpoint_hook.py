@@ -37,8 +37,8 @@ class PreemptionCheckpointHook(Hook):
     An iteration is never cut short: the grace period must cover one iteration, a validation
     scheduled right before the signal, and one save.
 
-    Outside training (before ``before_train``, after ``after_train``) the signals keep their
-    previous handlers.
+    Before ``before_train`` and after ``after_train`` the signals keep their previous handlers
+    (see :meth:`restore_handlers` for after a preemption).
 
     Args:
         signals: Names of the signals that preempt.
@@ -82,13 +82,19 @@ class PreemptionCheckpointHook(Hook):
         line = (f'preempted ({received}): iteration {step} saved to {path}; stopping with exit '
                 f'code {TrainingPreempted.exit_code}, continue with --resume')
         runner.logger.warning(line)
-        self._restore_handlers()
         raise TrainingPreempted(line)
 
     def after_train(self, runner) -> None:
-        self._restore_handlers()
+        self.restore_handlers()
 
-    def _restore_handlers(self) -> None:
+    def restore_handlers(self) -> None:
+        """Give the signals their previous handlers back.
+
+        Called when training ends. After a preemption the handlers stay until the process
+        exits, so that a late copy of the signal does not turn exit code 4 into a kill; a
+        program that catches :class:`~infopro_seg.errors.TrainingPreempted` and goes on calls
+        this itself.
+        """
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
         self._previous.clear()

@@ -12,7 +12,8 @@ class _ResumedStream:
     Until :meth:`restart` it is mmengine's own iterator, unchanged. After ``restart(skip)`` the
     next ``skip`` calls (mmengine's advance over the iterations already trained) return ``None``
     at once, and the calls after them load from a fresh iterator over the data loader, created
-    only then, so that it starts where the sampler was placed in the meantime (hooks' ``before_train``).
+    only then, so that it starts where the sampler was placed in the meantime (by the loop, and
+    by hooks' ``before_train``).
     """
 
     def __init__(self, iterator: Iterator, dataloader) -> None:
