@@ -56,6 +56,7 @@ EXPECTED = {
     'configs/upernet_swin-t_infopro-k2_ade20k-512x512.py': (2, ['stages.2.blocks.4'], (1.5, 1.0)),
     'configs/segnext_mscan-b_infopro-k4_ade20k-512x512.py':
     (4, ['block1.0', 'patch_embed2', 'block3.3'], (0.5, 1.0)),
+    'configs/study/segformer_mit-b0_k2_synthetic.py': (2, ['layers.1.1.0'], (1.5, 1.0)),
 }
 
 
