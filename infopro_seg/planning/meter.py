@@ -6,13 +6,15 @@ saves are charged to an owner (a unit, a head), their transient peaks, and the g
 the parameters as backward creates them (a whole training step's peak).
 """
 from collections import defaultdict
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Dict, Hashable, Iterable, Iterator, Optional
 
 import torch
 from torch import nn
 
 from ..utils.memory import SavedTensorMeter, storage_key
+from ..utils.meta_autocast import EmulatedAutocast
+from .meta import meta_masks_select_all
 
 
 class SavedBytesMeter(SavedTensorMeter):
@@ -111,3 +113,32 @@ class SavedBytesMeter(SavedTensorMeter):
         for handle in self._grad_handles:
             handle.remove()
         self._grad_handles = []
+
+
+def measure_step(model: nn.Module, optim_wrapper, batch: dict,
+                 emulated_autocast: Optional[torch.dtype] = None) -> SavedBytesMeter:
+    """One training step of ``model`` under a :class:`SavedBytesMeter` that also counts the
+    gradients (from their creation until the optimizer step that consumes them).
+
+    The one way the planner's checks, the benchmark and the study measure a step on the CPU or
+    the meta device.
+
+    Args:
+        model: A segmentor in training mode, on its device.
+        optim_wrapper: Its optimizer wrapper (an InfoPro one for an InfoPro model).
+        batch: A batch as the data loader gives it.
+        emulated_autocast: Run the step under
+            :class:`~infopro_seg.utils.meta_autocast.EmulatedAutocast` of this dtype (AMP on the
+            meta device).
+
+    Returns:
+        SavedBytesMeter: ``peak_bytes`` (saved + gradients) and ``peak_saved_bytes``.
+    """
+    meter = SavedBytesMeter()
+    meter.track_grads(model.parameters(), optim_wrapper.optimizer)
+    on_meta = next(model.parameters()).device.type == 'meta'
+    with meter, meta_masks_select_all() if on_meta else nullcontext(), \
+            EmulatedAutocast(emulated_autocast) if emulated_autocast is not None \
+            else nullcontext():
+        model.train_step(batch, optim_wrapper)
+    return meter

@@ -4,7 +4,6 @@ import json
 import math
 import os
 import os.path as osp
-from contextlib import nullcontext
 from typing import Dict, List, Optional, Tuple
 
 from mmengine.config import Config
@@ -116,7 +115,8 @@ def log_tail(path: str, lines: int = 15) -> str:
 
 def peak_training_bytes(cfg: Config, device: str = 'meta') -> int:
     """Peak bytes held for backward during one training step of the run's model, counted by
-    :class:`SavedTensorMeter`, at the config's crop and per-device batch size.
+    the project's one meter (:func:`~infopro_seg.planning.meter.measure_step`), at the config's
+    crop and per-device batch size.
 
     On the ``meta`` device (default) nothing is allocated, so any model fits; the planning
     package's estimate equals the CPU count (see :mod:`infopro_seg.planning.meta`). The figure is
@@ -130,12 +130,13 @@ def peak_training_bytes(cfg: Config, device: str = 'meta') -> int:
         int: Peak bytes.
     """
     import torch
-    from mmengine.optim import OptimWrapper
     from mmseg.utils import register_all_modules
 
-    from ..planning import config_batch_size, config_crop_size, meta_masks_select_all
+    from ..engine.optim import InfoProOptimWrapper
+    from ..planning import config_batch_size, config_crop_size
     from ..planning.build import build_on_one_device
-    from ..utils import SavedTensorMeter, random_seg_batch
+    from ..planning.meter import measure_step
+    from ..utils import random_seg_batch
     register_all_modules(init_default_scope=True)
     crop = config_crop_size(cfg)
     if crop is None:
@@ -144,13 +145,10 @@ def peak_training_bytes(cfg: Config, device: str = 'meta') -> int:
     model = build_on_one_device(cfg.model.to_dict(), device)
     model.to(device)  # also tells the data preprocessor where to put batches
     model.train()
-    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.0))
+    wrapper = InfoProOptimWrapper(torch.optim.SGD(model.parameters(), lr=0.0))
     batch = random_seg_batch(config_batch_size(cfg), crop, model.decode_head.num_classes,
                              device=device, seed=0)
-    with SavedTensorMeter() as meter, \
-            meta_masks_select_all() if device == 'meta' else nullcontext():
-        model.train_step(batch, wrapper)
-    return int(meter.peak_bytes)
+    return int(measure_step(model, wrapper, batch).peak_saved_bytes)
 
 
 def peak_training_mb(cfg: Config, device: str) -> Tuple[float, str]:

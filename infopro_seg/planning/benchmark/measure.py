@@ -22,7 +22,6 @@ import statistics
 import sys
 import time
 import warnings
-from contextlib import nullcontext
 from typing import Dict, Iterable, Optional
 
 import torch
@@ -31,11 +30,8 @@ from mmengine.optim import build_optim_wrapper
 
 from ...utils.batch import random_seg_batch
 from ...utils.memory import GiB, MiB, storage_key
-from ...utils.meta_autocast import EmulatedAutocast
 from ..build import build_on_one_device
-from ..meta import meta_masks_select_all
-from ..meter import SavedBytesMeter
-from ...engine.amp import DeviceAmpOptimWrapper  # noqa: F401  (registers it)
+from ..meter import measure_step
 from .methods import method_model_cfg, method_optim_wrapper_cfg, parse_method
 
 ESTIMATED = 'estimated (meta device)'
@@ -95,16 +91,13 @@ def run_iterations(model, optim_wrapper, batch: dict, iters: int, device: str, s
         torch.cuda.reset_peak_memory_stats()
     for i in range(iters):
         meter = None
-        if device != 'cuda':
-            meter = SavedBytesMeter()
+        start, cpu_start = time.perf_counter(), time.process_time()
+        if device == 'cuda':
+            model.train_step(batch, optim_wrapper)
+        else:
             # Gradients count from their creation until the optimizer step that consumes them
             # (the wrappers zero them right after it): per module with +step.
-            meter.track_grads(model.parameters(), optim_wrapper.optimizer)
-        start, cpu_start = time.perf_counter(), time.process_time()
-        with meter or nullcontext(), meta_masks_select_all() if device == 'meta' \
-                else nullcontext(), EmulatedAutocast(emulated_autocast) \
-                if emulated_autocast is not None else nullcontext():
-            model.train_step(batch, optim_wrapper)
+            meter = measure_step(model, optim_wrapper, batch, emulated_autocast)
         if device == 'cuda':
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
@@ -195,8 +188,8 @@ def measure_method(spec: dict) -> dict:
         cpu_timed = run['cpu_times'][1:] or run['cpu_times']
         if len(run['times']) == 1:
             notes.append('one iteration: its time includes the warm-up')
-        row.update(figure=MEASURED, split_points=list(getattr(model.backbone, 'split_points',
-                                                               [])),
+        split_points = list(getattr(model.backbone, 'split_points', []))
+        row.update(figure=MEASURED, split_points=split_points,
                    time_s=round(statistics.median(timed), 3),
                    times_s=[round(t, 3) for t in run['times']],
                    load_avg=[round(v, 2) for v in os.getloadavg()])
