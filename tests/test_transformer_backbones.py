@@ -178,6 +178,21 @@ def test_checkpointing_gives_identical_gradients(name):
             assert torch.equal(cp_grads[param_name], grad), param_name
 
 
+@pytest.mark.parametrize('name', ['mit', 'swin'])
+def test_mmseg_with_cp_composes_with_k4_bit_for_bit(name):
+    """mmseg's own ``backbone.with_cp`` (MiT and Swin blocks; MSCAN has none) under K=4."""
+    cfg = transformer_cfg(name, CUTS[name][4])
+    with_cp = copy.deepcopy(cfg)
+    with_cp['backbone']['with_cp'] = True
+    _, grads = grads_of(build_model(cfg))
+    model = build_model(with_cp)
+    depths = TRANSFORMERS[name][0]['num_layers' if name == 'mit' else 'depths']
+    assert len(model._block_guards) == sum(depths)  # every block checkpoints itself
+    _, cp_grads = grads_of(model)
+    assert cp_grads.keys() == grads.keys()
+    assert all(torch.equal(cp_grads[n], grads[n]) for n in grads)
+
+
 @pytest.mark.parametrize('name', NAMES)
 def test_one_amp_step_on_cpu(name):
     """bfloat16 autocast and loss scaling (DeviceAmpOptimWrapper) through InfoPro's step, K=2
