@@ -337,3 +337,28 @@ def test_a_mixed_checkpointing_method_recomputes_only_its_modules():
     assert len(model['backbone']['split_points']) == 3
     assert method_optim_wrapper_cfg(cfg, False, 'cpu', step=True)['step_each_module'] is True
     build_model(model)
+
+
+def test_plans_of_the_shipped_configs_are_unchanged():
+    """The planner's cuts and module costs for the shipped configs (plain, AMP, checkpointed)
+    equal the figures pinned in tests/data/planner_plans.json."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from infopro_seg.planning import config_optimizer
+    with open(os.path.join(REPO, 'tests', 'data', 'planner_plans.json')) as f:
+        pinned = json.load(f)
+    for key, rows in pinned.items():
+        path, crop, batch, amp, cp = key.split('|')
+        cfg = Config.fromfile(os.path.join(REPO, path))
+        init_default_scope('mmseg')
+        model = cfg.model.to_dict()
+        if cp != 'cp=None':
+            model['checkpointing'] = True
+        profile = profile_model(model, tuple(int(v) for v in crop.split('x')),
+                                int(batch[1:]), 'meta', config_optimizer(cfg),
+                                amp=amp == 'amp=True')
+        for k, row in rows.items():
+            plan = plan_splits(profile, int(k))
+            assert plan.split_points == row['split_points'], (key, k)
+            assert [m['total_bytes'] for m in plan.modules] == row['totals'], (key, k)
+            assert plan.state_bytes == row['state'], (key, k)

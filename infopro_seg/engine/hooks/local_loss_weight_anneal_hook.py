@@ -14,7 +14,7 @@ class LocalLossWeightAnnealHook(Hook):
     """Anneal every local module's ``(lambda1, lambda2)`` from the config's to ``to``.
 
     At K >= 3 the reconstruction loss that keeps early modules from discarding information also
-    competes with their task loss, and InfoPro underfits greedy local learning (issue 12). This
+    competes with their task loss, and InfoPro underfits greedy local learning (docs/study.md). This
     hook keeps the config's weights while the features form and moves them, over a fraction of
     the run, to ``to`` (by default greedy local learning, ``(0, 1)``), so the end of the run fits
     the task. The weights are a function of the iteration alone: a resumed run gets the same

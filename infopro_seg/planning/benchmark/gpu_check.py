@@ -44,7 +44,7 @@ from .measure import MEASURED, measure_method
 from .methods import method_model_cfg, method_optim_wrapper_cfg, parse_method
 from .runner import available_memory_bytes
 
-#: The methods the check measures (issue 17): E2E, mmseg's with_cp, AMP, InfoPro K=2 and K=4,
+#: The methods the check measures: E2E, mmseg's with_cp, AMP, InfoPro K=2 and K=4,
 #: and K=4 with every local module checkpointed and AMP.
 CHECK_METHODS = ('e2e', 'with_cp', 'amp', 'infopro-k2', 'infopro-k4', 'infopro-k4+cp+amp')
 R101 = 'configs/deeplabv3_r101_infopro_cityscapes.py'
