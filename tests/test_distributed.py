@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from datetime import timedelta
 
 import pytest
@@ -222,13 +221,12 @@ def _free_port():
 
 
 def torchrun(scenario, out_dir, env=None):
-    """Run ``scenario`` on two CPU ranks; returns (return code, stdout + stderr, seconds)."""
+    """Run ``scenario`` on two CPU ranks; returns (return code, stdout + stderr)."""
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nnodes=1',
            f'--nproc_per_node={WORLD_SIZE}', '--master_addr=127.0.0.1',
            f'--master_port={_free_port()}', '--monitor_interval=0.2', os.path.abspath(__file__),
            scenario, str(out_dir)]
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore', **(env or {}))
-    start = time.monotonic()
     # Own session: on timeout the launcher and its workers are killed together.
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -238,7 +236,7 @@ def torchrun(scenario, out_dir, env=None):
         os.killpg(proc.pid, signal.SIGKILL)
         output, _ = proc.communicate()
         pytest.fail(f'torchrun {scenario} hung for {JOB_TIMEOUT}s:\n{output[-5000:]}')
-    return proc.returncode, output, time.monotonic() - start
+    return proc.returncode, output
 
 
 def load_ranks(out_dir):
@@ -249,7 +247,7 @@ def load_ranks(out_dir):
 @pytest.fixture(scope='module')
 def train_results(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp('ddp_train')
-    code, output, _ = torchrun('train', out_dir)
+    code, output = torchrun('train', out_dir)
     assert code == 0, output[-8000:]
     return load_ranks(out_dir)
 
@@ -325,10 +323,11 @@ def test_accumulation_matches_single_process_and_syncs_only_on_update(train_resu
 
 @pytest.mark.timeout(JOB_TIMEOUT + 30)
 def test_failing_rank_stops_the_job_with_its_error(tmp_path):
-    code, output, seconds = torchrun('fail', tmp_path)
+    code, output = torchrun('fail', tmp_path)
     assert code != 0
     assert 'rank 1 fails on purpose' in output
-    assert seconds < WORKER_TIMEOUT  # the launcher stopped rank 0, not the watchdog
+    # The launcher stopped rank 0, not its watchdog (which would dump its stacks first).
+    assert 'Timeout (' not in output
     assert not os.path.exists(tmp_path / 'rank0.pt')
 
 
@@ -349,7 +348,7 @@ def test_runner_with_pytorch_launcher_uses_the_wrapper(tmp_path):
     _write_toy_dataset(tmp_path / 'data')
     work_dir = tmp_path / 'work'
     env = dict(INFOPRO_TEST_DATA=str(tmp_path / 'data'), INFOPRO_TEST_WORK_DIR=str(work_dir))
-    code, output, _ = torchrun('runner', tmp_path, env=env)
+    code, output = torchrun('runner', tmp_path, env=env)
     assert code == 0, output[-8000:]
     ranks = [results['runner'] for results in load_ranks(tmp_path)]
     for results in ranks:

@@ -1,6 +1,7 @@
 """tools/train.py, tools/test.py and tools/misc/publish_model.py as a user runs them
 (subprocesses), with this project's checkpoints and with stock mmseg ones."""
 import glob
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -138,7 +139,8 @@ def plain_mmseg_config(infopro_config: Path, path: Path) -> Path:
     model.pop('local_heads'), model.pop('local_loss_weights')
     model.backbone.type = model.backbone.pop('variant')
     model.backbone.pop('split_points')
-    # This project's hooks, sampler and checkpoint backend are registered by infopro_seg.
+    # This project's runner, hooks, sampler and checkpoint backend are registered by infopro_seg.
+    cfg.pop('runner_type', None)
     cfg.pop('custom_hooks', None)
     cfg.default_hooks.pop('exact_resume', None)
     cfg.default_hooks.pop('preemption', None)
@@ -165,8 +167,9 @@ def test_stock_mmseg_checkpoint_through_every_tool(tiny_setup):
     assert stock.returncode == 0, stock.stderr[-3000:]
     assert 'infopro_seg imported: False' in stock.stdout
     checkpoint = stock_dir / 'iter_2.pth'
-    with pytest.raises(Exception):
-        torch.load(checkpoint)  # torch's weights-only default refuses the message hub
+    # torch's weights-only default refuses the message hub
+    with pytest.raises(pickle.UnpicklingError, match='Weights only load failed'):
+        torch.load(checkpoint)
 
     tested = run_tool('tools/test.py', config, checkpoint, '--work-dir', root / 'stock_test')
     assert tested.returncode == 0, tested.stderr[-3000:]
@@ -196,16 +199,14 @@ class _Eval:
         return eval, (self.code, )
 
 
-def test_checkpoint_with_code_is_refused_by_the_tools(tiny_setup, tmp_path):
+def test_checkpoint_with_code_is_refused_by_a_tool(tiny_setup, tmp_path):
+    """End to end through one tool; the refusal itself is tested in test_checkpoint.py."""
     _, config = tiny_setup
     marker = tmp_path / 'pwned'
     evil = tmp_path / 'iter_1.pth'
     torch.save(dict(state_dict={}, meta=_Eval(f'open({str(marker)!r}, "w")')), evil)
-    for tool in (['tools/test.py', config, evil, '--work-dir', tmp_path / 't'],
-                 ['tools/train.py', config, '--work-dir', tmp_path / 'w', '--resume', evil],
-                 ['tools/misc/publish_model.py', evil, tmp_path / 'out.pth']):
-        result = run_tool(*tool)
-        assert result.returncode == 2, result.stderr[-2000:]
-        assert f'checkpoint {evil} asks to run or build builtins.eval' in result.stderr
-        assert 'Traceback' not in result.stderr
-        assert not marker.exists()
+    result = run_tool('tools/test.py', config, evil, '--work-dir', tmp_path / 't')
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f'checkpoint {evil} asks to run or build builtins.eval' in result.stderr
+    assert 'Traceback' not in result.stderr
+    assert not marker.exists()
