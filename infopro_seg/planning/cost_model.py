@@ -34,13 +34,15 @@ def module_costs(profile: MemoryProfile, start: int, end: int, with_recon: bool,
     Returns:
         dict: ``units=(first, last), units_bytes, input_bytes, output_bytes, recon_bytes,
         classifier_bytes, seg_head_bytes, seg_heads, param_bytes (units and decode/auxiliary
-        heads), recon_param_bytes, classifier_param_bytes, transient_bytes, total_bytes, flops
+        heads), seg_head_param_bytes, recon_param_bytes, after_heads_bytes (saved once the
+        heads' backward is done), classifier_param_bytes, transient_bytes, total_bytes, flops
         (forward, heads included), local_head_flops (w and psi), checkpointed``.
     """
     units = profile.units[start:end]
     last = units[-1]
     recompute_units = checkpointed and bool(profile.checkpointing.get('backbone'))
     unit_costs = [_unit_cost(unit, recompute_units) for unit in units]
+    taps = [unit.tap for unit in units]  # stage outputs computed beside the units
 
     def head(cost) -> Cost:
         return cost.checkpointed if checkpointed else cost.plain
@@ -60,6 +62,7 @@ def module_costs(profile: MemoryProfile, start: int, end: int, with_recon: bool,
         seg_head_bytes=sum(head(unit.seg).kept for unit in units),
         seg_heads=[name for unit in units for name in unit.seg_heads],
         param_bytes=sum(unit.param_bytes + unit.seg.param_bytes for unit in units),
+        seg_head_param_bytes=sum(unit.seg.param_bytes for unit in units),
         recon_param_bytes=last.recon.param_bytes if with_recon else 0,
         classifier_param_bytes=last.classifier.param_bytes if with_classifier else 0,
         local_head_flops=((last.recon.flops if with_recon else 0)
@@ -68,15 +71,21 @@ def module_costs(profile: MemoryProfile, start: int, end: int, with_recon: bool,
     parts['flops'] = sum(unit.flops + unit.seg.flops for unit in units) + \
         parts['local_head_flops']
     kept = (parts['units_bytes'] + parts['input_bytes'] + parts['output_bytes']
-            + parts['recon_bytes'] + parts['classifier_bytes'] + parts['seg_head_bytes'])
+            + parts['recon_bytes'] + parts['classifier_bytes'] + parts['seg_head_bytes']
+            + sum(tap.kept for tap in taps))
     heads = _heads_in_creation_order(units, with_recon, with_classifier, head)
+    # What stays saved once the heads' backward is done: the units' saves, or, recomputing,
+    # the largest unit recomputation.
+    parts['after_heads_bytes'] = kept - sum(kept_head for kept_head, _ in heads)
     if recompute_units:
+        parts['after_heads_bytes'] = max(parts['after_heads_bytes'],
+                                         _units_recompute_peak(unit_costs))
         parts['transient_bytes'] = _recompute_peak(unit_costs, heads, kept) - kept
     else:
         # Transient saves (freed inside a part) add on top of everything kept so far; taking
         # the largest over the module's parts is exact when it comes last (the heads' metric)
         # and an upper bound otherwise.
-        parts['transient_bytes'] = max([cost.extra for cost in unit_costs]
+        parts['transient_bytes'] = max([cost.extra for cost in unit_costs + taps]
                                        + [head(unit.seg).extra for unit in units]
                                        + [extra for _, extra in heads])
     parts['total_bytes'] = kept + parts['transient_bytes']
@@ -119,7 +128,12 @@ def _recompute_peak(unit_costs: List[Cost], heads: List[Tuple[int, int]], kept: 
     for head_kept, head_extra in reversed(heads):
         peak = max(peak, kept - later + head_extra)
         later += head_kept
-    prefix = 0
+    return max(peak, _units_recompute_peak(unit_costs))
+
+
+def _units_recompute_peak(unit_costs: List[Cost]) -> int:
+    """The largest unit recomputation: the inputs kept up to a unit plus its re-saves."""
+    peak = prefix = 0
     for cost in unit_costs:
         prefix += cost.kept
         peak = max(peak, prefix + cost.extra)

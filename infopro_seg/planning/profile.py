@@ -87,6 +87,8 @@ class UnitCost:
             its detached input.
         output_bytes: Bytes of its output.
         saves_output: Its output is saved by its own forward (a max-pool's is not).
+        tap: What computing a stage output from its output costs, where the backbone does that
+            (Swin's stage norms, ``InfoProBackbone._output_taps``); kept in every module.
         seg_heads: Names of the decode/auxiliary heads whose latest input it produces
             (``'decode'``, ``'aux'``, ``'aux_0'``...), and their summed cost in ``seg``.
         recon, classifier: w and psi of a cut after this unit (zero where the config has none).
@@ -100,6 +102,7 @@ class UnitCost:
     cut_input_bytes: int
     output_bytes: int
     saves_output: bool
+    tap: Cost = field(default_factory=Cost)
     seg_heads: List[str] = field(default_factory=list)
     seg: HeadCost = field(default_factory=HeadCost)
     recon: HeadCost = field(default_factory=HeadCost)
@@ -196,8 +199,8 @@ def profile_model(model_cfg: dict,
         inputs = torch.randn(batch_size, 3, *crop_size, device=device)
         samples = random_seg_batch(batch_size, crop_size, parts.decode_head.num_classes,
                                    device=str(device))['data_samples']
-        units, outputs = _measure_plain(parts, inputs, samples)
-        _measure_checkpointed_heads(parts, spec, units, outputs, inputs, samples)
+        units, outputs, stage_outputs = _measure_plain(parts, inputs, samples)
+        _measure_checkpointed_heads(parts, spec, units, outputs, stage_outputs, inputs, samples)
     return MemoryProfile(
         units=units, model_param_bytes=param_bytes(parts.segmentor),
         state_factor=optimizer_state_factor(optimizer_cfg), loss_weights=parts.loss_weights,
@@ -215,12 +218,15 @@ def _charged(meter: SavedBytesMeter, owner, run: Callable):
 
 
 def _measure_plain(parts: ProfiledModel, inputs: torch.Tensor, samples: list
-                   ) -> Tuple[List[UnitCost], List[torch.Tensor]]:
-    """The units and heads as the plain model runs them, every graph kept alive."""
+                   ) -> Tuple[List[UnitCost], List[torch.Tensor], List[torch.Tensor]]:
+    """The units and heads as the plain model runs them, every graph kept alive; returns the
+    records, the units' outputs and the stage outputs."""
     backbone = parts.backbone
     names = backbone.unit_names
+    taps = backbone._output_taps()
     units: List[UnitCost] = []
     outputs: List[torch.Tensor] = []
+    stage_outputs: List[torch.Tensor] = []
     meter = SavedBytesMeter()
     kept = []  # the heads' losses: their graphs stay alive, so nothing is counted twice
     with torch.enable_grad(), meta_masks_select_all(), meter:
@@ -237,7 +243,13 @@ def _measure_plain(parts: ProfiledModel, inputs: torch.Tensor, samples: list
                 saves_input=saves_input and not saved_before,
                 cut_input_bytes=in_bytes if saves_input and saved_before else 0,
                 output_bytes=x.untyped_storage().nbytes(), saves_output=meter.is_saved(x)))
-        features = [outputs[backbone.stage_end_unit(stage)] for stage in backbone.out_indices]
+            if i in taps:
+                tapped, units[i].tap, tap_flops = _charged(meter, ('tap', i),
+                                                           lambda: taps[i](x))
+                units[i].flops += tap_flops
+            stage_outputs.append(tapped if i in taps else x)
+        features = [stage_outputs[backbone.stage_end_unit(stage)]
+                    for stage in backbone.out_indices]
         batch = HeadBatch(outputs[-1], features, samples, None, parts.train_cfg)
         for name, head in parts.seg_heads:
             record = units[parts.head_input_unit(head)]
@@ -262,7 +274,7 @@ def _measure_plain(parts: ProfiledModel, inputs: torch.Tensor, samples: list
             cost, flops = cached[key]
             setattr(units[i], _ROLE_FIELD[role], HeadCost(
                 plain=Cost(cost.kept, cost.extra), param_bytes=param_bytes(head), flops=flops))
-    return units, outputs
+    return units, outputs, stage_outputs
 
 
 #: The UnitCost field of each local head role.
@@ -288,13 +300,14 @@ def _head_cost(run: Callable[[], Dict[str, torch.Tensor]]) -> Cost:
 
 
 def _measure_checkpointed_heads(parts: ProfiledModel, spec: dict, units: List[UnitCost],
-                                outputs: List[torch.Tensor], inputs: torch.Tensor,
-                                samples: list) -> None:
+                                outputs: List[torch.Tensor], stage_outputs: List[torch.Tensor],
+                                inputs: torch.Tensor, samples: list) -> None:
     """Every head's cost in a checkpointed module, each run alone on leaf copies of its inputs
     (what it reads is paid by the units: kept inputs, or the module's output)."""
     backbone = parts.backbone
     leaves = [o.detach().requires_grad_() for o in outputs]
-    features = [leaves[backbone.stage_end_unit(stage)] for stage in backbone.out_indices]
+    features = [stage_outputs[backbone.stage_end_unit(stage)].detach().requires_grad_()
+                for stage in backbone.out_indices]
     batch = HeadBatch(leaves[-1], features, samples, None, parts.train_cfg)
     for name, head in parts.seg_heads:
         record = units[parts.head_input_unit(head)]

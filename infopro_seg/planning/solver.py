@@ -65,7 +65,7 @@ class SplitPlan:
             return self.peak_bytes + self.state_bytes
         params = self.state_bytes // self.profile.state_factor
         return self.state_bytes - params + max(
-            module['total_bytes'] + module_grad_bytes(module) for module in self.modules)
+            stepped_module_peak(module) for module in self.modules)
 
     @property
     def recomputed_flops(self) -> int:
@@ -85,6 +85,21 @@ class SplitPlan:
 def module_grad_bytes(module: dict) -> int:
     """Gradient bytes of one module's parameters (its units and heads)."""
     return module['param_bytes'] + module['recon_param_bytes'] + module['classifier_param_bytes']
+
+
+def stepped_module_peak(module: dict) -> int:
+    """A module's activations and gradients at their highest, when the modules before it have
+    stepped and freed theirs (``step_each_module``).
+
+    Its gradients appear in its backward while its saved tensors are freed: while the heads run
+    backward, at most everything is still saved and the heads' gradients exist; afterwards the
+    heads' saves are gone (what stays, recomputations included, is ``after_heads_bytes``) and at
+    most all of the module's gradients exist. The larger of the two bounds the peak.
+    """
+    head_grads = (module['seg_head_param_bytes'] + module['recon_param_bytes']
+                  + module['classifier_param_bytes'])
+    return max(module['total_bytes'] + head_grads,
+               module['after_heads_bytes'] + module_grad_bytes(module))
 
 
 def _head_presence(profile: MemoryProfile, num_modules: int) -> List[Tuple[bool, bool]]:
@@ -286,8 +301,8 @@ def plan_within(profile: MemoryProfile, num_modules: int, budget_bytes: int,
         options = []
         for flag in flags:
             module = costs.breakdown(k, start, end, flag)
-            total = module['total_bytes'] + (module_grad_bytes(module) if step_each_module
-                                             else 0)
+            total = (stepped_module_peak(module) if step_each_module
+                     else module['total_bytes'])
             if total <= allowed:
                 # The module's extra work over E2E (see planning.budget): its w and psi, and a
                 # second forward where it recomputes.
