@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -83,6 +84,15 @@ def test_preemption_hook_refuses_signals_it_cannot_catch():
         PreemptionCheckpointHook(signals=('SIGTERM', 'SIGKILL'))
     with pytest.raises(ConfigError, match="'SIGNOPE'"):
         PreemptionCheckpointHook(signals=('SIGNOPE', ))
+
+
+def test_preemption_hook_needs_iteration_checkpoints_of_the_fault_tolerant_hook():
+    hook = PreemptionCheckpointHook()
+    with pytest.raises(ConfigError, match="default_hooks.checkpoint.type='FaultTolerant"):
+        hook.before_train(SimpleNamespace(hooks=[]))
+    by_epoch = FaultTolerantCheckpointHook(interval=1, by_epoch=True)
+    with pytest.raises(ConfigError, match='by_epoch=False'):
+        hook.before_train(SimpleNamespace(hooks=[by_epoch]))
 
 
 def test_checkpoint_hook_refuses_an_unknown_policy():

@@ -61,6 +61,10 @@ class PreemptionCheckpointHook(Hook):
         if not hooks:
             raise ConfigError('PreemptionCheckpointHook needs the FaultTolerantCheckpointHook: '
                               "set default_hooks.checkpoint.type='FaultTolerantCheckpointHook'")
+        if hooks[0].by_epoch:
+            raise ConfigError('PreemptionCheckpointHook saves the iteration in progress, so it '
+                              'needs iteration-based checkpoints: set '
+                              'default_hooks.checkpoint.by_epoch=False')
         self._checkpoint_hook = hooks[0]
         if threading.current_thread() is not threading.main_thread():
             runner.logger.warning('PreemptionCheckpointHook: not in the main thread, so signals '
