@@ -2,8 +2,9 @@
 
 Both functions take the path of a dumped config and a work dir, so either can be handed to
 :func:`~infopro_seg.study.study.run_study` as its ``train`` argument. The config is read and the
-runner built exactly as ``tools/train.py`` does it (:mod:`infopro_seg.engine.cli`): checked data
-roots, atomic checkpoint writes, weights-only checkpoint loading.
+runner built as ``tools/train.py`` does it (:mod:`infopro_seg.engine.cli`): the config resolved
+(a memory fit, ``'auto'`` split points), checked (data roots, keys), atomic checkpoint writes,
+weights-only checkpoint loading.
 """
 import logging
 import multiprocessing
@@ -13,7 +14,9 @@ from typing import Callable
 
 from ..engine.cli import (build_runner, check_data_roots, load_config,
                           use_atomic_checkpoint_writes)
+from ..engine.config_check import check_config
 from ..fileio import safe_checkpoint_loading
+from ..planning.fit import resolve_config
 
 #: What :func:`run_study` calls to train a run: ``train(config_path, work_dir)``; it returns when
 #: training (and its validation) finished and raises when it failed.
@@ -52,8 +55,9 @@ def train_in_process(config_path: str, work_dir: str) -> None:
         work_dir: Where checkpoints and logs go.
 
     Raises:
-        Exception: What :func:`check_data_roots` raises for a missing dataset folder, or
-            whatever stopped training.
+        ConfigError: The config asks for something impossible or has a mistake (resolution
+            and checks, before anything is built).
+        Exception: Whatever else stopped training.
     """
     cfg = load_config(config_path, None, 'none', work_dir)
     cfg.experiment_name = unique_experiment_name(config_path)
@@ -62,7 +66,9 @@ def train_in_process(config_path: str, work_dir: str) -> None:
         # its vis backends writing into the first run's folder. Without a name the Runner names
         # it after the experiment.
         cfg.visualizer.pop('name', None)
+    resolve_config(cfg)
     check_data_roots(cfg, ['train_dataloader', 'val_dataloader'])
+    check_config(cfg, training=True)
     use_atomic_checkpoint_writes(cfg)
     with safe_checkpoint_loading():
         runner = build_runner(cfg)
