@@ -17,3 +17,5 @@ model = dict(
 train_dataloader = dict(sampler={{_base_.infopro_sampler}})
 default_hooks = {{_base_.infopro_default_hooks}}
 train_cfg = {{_base_.infopro_train_cfg}}
+# InfoPro's optimizer wrappers (one local backward per module, one step per iteration).
+optim_wrapper = dict(constructor='InfoProOptimWrapperConstructor')

@@ -1,4 +1,4 @@
-"""InfoPro composed with checkpointing, cheaper local heads and AMP (issue 8)."""
+"""InfoPro composed with checkpointing, cheaper local heads and AMP."""
 import copy
 
 import pytest

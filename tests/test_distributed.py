@@ -30,8 +30,8 @@ RTOL, ATOL = 1e-5, 1e-6
 
 
 def sgd_wrapper(model, lr=0.1, momentum=0.9, **kwargs):
-    from mmengine.optim import OptimWrapper
-    return OptimWrapper(torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum), **kwargs)
+    from infopro_seg.engine import InfoProOptimWrapper
+    return InfoProOptimWrapper(torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum), **kwargs)
 
 
 def select(batch, indices):
@@ -179,7 +179,8 @@ def _scenario_runner(rank, out):
         dataset=dataset)
     cfg.val_evaluator = ConfigDict(type='IoUMetric', iou_metrics=['mIoU'])
     cfg.train_cfg = ConfigDict(type='IterBasedTrainLoop', max_iters=2, val_interval=2)
-    cfg.default_hooks.checkpoint = ConfigDict(type='CheckpointHook', by_epoch=False, interval=2)
+    cfg.default_hooks.checkpoint = ConfigDict(type='FaultTolerantCheckpointHook', by_epoch=False,
+                                              interval=2)
     cfg.default_hooks.logger = ConfigDict(type='LoggerHook', interval=1)
     cfg.work_dir = work_dir
     cfg.launcher = 'pytorch'

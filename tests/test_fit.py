@@ -10,6 +10,7 @@ from unittest import mock
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
 
 from conftest import REPO, build_model, make_batch, tiny_deeplab_cfg
 from infopro_seg.engine import InfoProOptimWrapper
@@ -18,7 +19,7 @@ from infopro_seg.planning import fit as fit_module
 from infopro_seg.planning import plan_splits, profile_model
 from infopro_seg.planning.fit import (DECISION_FILE, fit_budget_arg, resolve_config,
                                       resolved_copy)
-from infopro_seg.planning.meter import SavedBytesMeter
+from infopro_seg.planning.meter import measure_step
 from infopro_seg.utils.memory import GiB
 
 CROP, BATCH = (96, 64), 2
@@ -42,10 +43,12 @@ def e2e_gib():
 
 def test_a_budget_below_e2e_is_resolved_into_the_config():
     budget = 0.8 * e2e_gib()
-    cfg = full_cfg(budget)
+    # fp32 and one step per iteration: only more local modules (or recomputation) fit.
+    cfg = full_cfg(budget, amp='never', step_each_module='never')
     decision = resolve_config(cfg)
     assert decision.num_modules > 1
     assert cfg.model.backbone.split_points == decision.split_points
+    assert not decision.amp and not decision.step_each_module
     assert cfg.infopro_fit is None and cfg.infopro_fit_decision['budget_gib'] == budget
     assert cfg.optim_wrapper.constructor == 'InfoProOptimWrapperConstructor'
     assert decision.peak_gib + decision.headroom_gib <= budget
@@ -74,16 +77,14 @@ def test_the_written_model_trains_within_its_planned_peak():
         cfg = full_cfg(fraction * e2e)
         decision = resolve_config(cfg)
         model = build_model(cfg.model)
-        wrapper = InfoProOptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01,
-                                                      momentum=0.9))
+        # As the config now says: AMP (bfloat16 on this CPU), stepping each module.
+        wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
         model.train_step(make_batch(BATCH, *CROP), wrapper)  # momentum buffers exist now
         params = list(model.parameters())
         state = sum(p.numel() * p.element_size() for p in params) + sum(
             t.numel() * t.element_size() for s in wrapper.optimizer.state.values()
             for t in s.values() if torch.is_tensor(t))
-        with SavedBytesMeter() as meter:
-            meter.track_grads(params)
-            model.train_step(make_batch(BATCH, *CROP, seed=1), wrapper)
+        meter = measure_step(model, wrapper, make_batch(BATCH, *CROP, seed=1))
         assert meter.peak_bytes + state <= decision.budget_bytes, (fraction, decision)
 
 
@@ -117,6 +118,10 @@ def test_bad_requests_are_refused_in_one_line():
             resolve_config(cfg)
     with pytest.raises(ConfigError, match='smallest achievable peak'):
         resolve_config(full_cfg(1e-6))
+    plain = full_cfg(1.0)
+    plain.model = tiny_deeplab_cfg(type='EncoderDecoder')
+    with pytest.raises(ConfigError, match='the fit plans InfoPro models'):
+        resolve_config(plain)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the refusal without CUDA')

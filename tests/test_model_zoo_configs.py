@@ -1,4 +1,4 @@
-"""mmseg's other DeepLabs under InfoPro (issue 9): each config trains a step on CPU when shrunk.
+"""mmseg's other DeepLabs under InfoPro: each config trains a step on CPU when shrunk.
 
 The configs keep their depth, split points, heads and loss weights; only widths, the crop and
 the normalisation (SyncBN -> BN, one process) are made small so that a step takes about a second.

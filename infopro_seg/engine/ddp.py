@@ -39,7 +39,7 @@ class InfoProDistributedDataParallel(nn.Module):
     """Distributed data-parallel wrapper for InfoPro segmentors: one DDP per local module.
 
     Use it through the config: ``model_wrapper_cfg = dict(type='InfoProDistributedDataParallel')``
-    (set in ``configs/deeplabv3_r50_infopro_cityscapes.py``, inherited by every InfoPro config).
+    (set in ``configs/_base_/infopro_runtime.py``, which every InfoPro config inherits).
     mmengine's Runner then builds it with ``module=model`` after moving the model to its device
     and converting BN to SyncBN (``sync_bn``); the local modules are built here, afterwards, so
     they see the converted layers.

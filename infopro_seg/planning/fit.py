@@ -178,6 +178,10 @@ def plan_fit(cfg, request: dict, crop=None, batch: Optional[int] = None,
     Raises:
         ConfigError: No crop size, or nothing fits the budget.
     """
+    if cfg.model.get('type') != 'InfoProEncoderDecoder':
+        raise ConfigError(f"the fit plans InfoPro models (model.type='InfoProEncoderDecoder'); "
+                          f"this config's is {cfg.model.get('type')!r}: start from an InfoPro "
+                          'config (configs/*infopro*.py) or drop --fit / infopro_fit')
     crop = crop or config_crop_size(cfg)
     if crop is None:
         raise ConfigError('the fit needs the training crop: set crop_size (or the data '
