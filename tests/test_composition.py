@@ -4,10 +4,10 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from infopro_seg.engine import InfoProOptimWrapper
 
 from conftest import build_model, make_batch, tiny_deeplab_cfg
-from infopro_seg.engine import DeviceAmpOptimWrapper
+from infopro_seg.engine import DeviceAmpOptimWrapper, InfoProOptimWrapper
+from infopro_seg.errors import ConfigError
 from infopro_seg.models.utils import CheckpointedUnit, parse_checkpointing
 from infopro_seg.utils import SavedTensorMeter
 
@@ -298,9 +298,9 @@ def test_amp_overflow_in_one_module_skips_the_whole_step_cuda_fp16():
 
 def test_device_amp_wrapper_rejects_bad_arguments():
     param = torch.nn.Parameter(torch.zeros(1))
-    with pytest.raises(ValueError, match="dtype must be 'float16' or 'bfloat16'"):
+    with pytest.raises(ConfigError, match="dtype must be 'float16' or 'bfloat16'"):
         DeviceAmpOptimWrapper(dtype='int8', optimizer=torch.optim.SGD([param], lr=0.1))
-    with pytest.raises(TypeError, match='loss_scale'):
+    with pytest.raises(ConfigError, match='loss_scale'):
         DeviceAmpOptimWrapper(loss_scale='fixed', optimizer=torch.optim.SGD([param], lr=0.1))
     static = DeviceAmpOptimWrapper(loss_scale=128.0, optimizer=torch.optim.SGD([param], lr=0.1))
     assert static.loss_scaler.get_scale() == 128.0

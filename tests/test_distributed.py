@@ -31,7 +31,8 @@ RTOL, ATOL = 1e-5, 1e-6
 
 def sgd_wrapper(model, lr=0.1, momentum=0.9, **kwargs):
     from infopro_seg.engine import InfoProOptimWrapper
-    return InfoProOptimWrapper(torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum), **kwargs)
+    return InfoProOptimWrapper(torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum),
+                               **kwargs)
 
 
 def select(batch, indices):

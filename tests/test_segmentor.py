@@ -12,7 +12,8 @@ from infopro_seg.utils import SavedTensorMeter
 
 
 def sgd_wrapper(model, lr=0.1, momentum=0.0, **kwargs):
-    return InfoProOptimWrapper(torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum), **kwargs)
+    return InfoProOptimWrapper(torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum),
+                               **kwargs)
 
 
 def module_param_names(model):
@@ -127,7 +128,7 @@ def test_amp_path_scales_every_local_loss_and_autocasts(monkeypatch):
         import mmengine.optim.optimizer.amp_optimizer_wrapper as amp_module
         monkeypatch.setattr(amp_module, 'is_cuda_available', lambda: True)
     wrapper = InfoProAmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
-                              dtype='bfloat16')
+                                     dtype='bfloat16')
     scaled = []
     original_scale = wrapper.loss_scaler.scale
     wrapper.loss_scaler.scale = lambda loss: scaled.append(loss) or original_scale(loss)

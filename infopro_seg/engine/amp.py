@@ -51,10 +51,11 @@ class DeviceAmpOptimWrapper(LocalStepMixin, AmpOptimWrapper):
         elif isinstance(loss_scale, dict):
             self.loss_scaler = torch.amp.GradScaler(device, **loss_scale)
         else:
-            raise TypeError(f"loss_scale must be 'dynamic', a float or a dict, got {loss_scale!r}")
+            raise ConfigError(f"loss_scale must be 'dynamic', a float or a dict, got "
+                              f'{loss_scale!r}')
         if isinstance(dtype, str):
             if dtype not in ('float16', 'bfloat16'):
-                raise ValueError(f"dtype must be 'float16' or 'bfloat16', got {dtype!r}")
+                raise ConfigError(f"dtype must be 'float16' or 'bfloat16', got {dtype!r}")
             dtype = getattr(torch, dtype)
         self.cast_dtype = dtype
 
@@ -65,6 +66,6 @@ class DeviceAmpOptimWrapper(LocalStepMixin, AmpOptimWrapper):
     @contextmanager
     def optim_context(self, model: nn.Module):
         """OptimWrapper's context (no_sync while accumulating) and this device's autocast."""
-        with OptimWrapper.optim_context(self, model), torch.autocast(self.device,
-                                                                       dtype=self.cast_dtype):
+        autocast = torch.autocast(self.device, dtype=self.cast_dtype)
+        with OptimWrapper.optim_context(self, model), autocast:
             yield
