@@ -7,6 +7,11 @@ import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# The tests' models are tiny: a second intra-op thread buys nothing there, and on a shared CPU
+# two threads per process oversubscribe the cores (a 0.5 s test took 12-20 s at a load of 3).
+# Subprocesses the tests start keep their own default.
+torch.set_num_threads(1)
+
 import infopro_seg  # noqa: E402,F401  (registers components)
 from mmseg.utils import register_all_modules  # noqa: E402
 
