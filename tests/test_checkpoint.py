@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from mmengine.logging import HistoryBuffer, MessageHub
-from mmengine.optim import OptimWrapper
+from infopro_seg.engine import InfoProOptimWrapper
 from mmengine.runner.checkpoint import (CheckpointLoader, _load_checkpoint, load_checkpoint,
                                         save_checkpoint)
 
@@ -29,7 +29,7 @@ def runner_like_checkpoint(model):
     hub.update_scalar('train/loss', 0.5)
     hub.update_info('iter', 7)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    model.train_step(make_batch(), OptimWrapper(optimizer))
+    model.train_step(make_batch(), InfoProOptimWrapper(optimizer))
     return dict(meta=dict(iter=7, seed=1, mmengine_version='0.10.7',
                           dataset_meta=dict(classes=('a', 'b'))),
                 state_dict=model.state_dict(), optimizer=optimizer.state_dict(),

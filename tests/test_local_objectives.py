@@ -3,7 +3,7 @@ import copy
 
 import pytest
 import torch
-from mmengine.optim import OptimWrapper
+from infopro_seg.engine import InfoProOptimWrapper
 
 from conftest import build_model, make_batch, tiny_deeplab_cfg
 from tiny_models import module_param_names
@@ -38,7 +38,7 @@ MODULE1_LOSS = {'supcon': 'm1.loss_supcon', 'auglocal': 'm1.loss_ce',
 
 
 def sgd(model, lr=0.05):
-    return OptimWrapper(torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9))
+    return InfoProOptimWrapper(torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9))
 
 
 def step_once(cfg):
@@ -75,7 +75,8 @@ def test_supcon_psi_trains_each_module_by_its_contrastive_loss_alone():
     """SupCon replaces psi's cross-entropy in every local module: its loss is logged, its
     projection gets gradients, and with lambda2 = 0 in module 2 nothing reaches that one."""
     model = build_model(objective_cfg('supcon', second_weights=(1.5, 0.0)))
-    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1), accumulative_counts=2)
+    wrapper = InfoProOptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1),
+                                  accumulative_counts=2)
     torch.manual_seed(0)
     log_vars = model.train_step(make_batch(), wrapper)  # accumulating: gradients kept, no step
     local = {name for name in log_vars if name.startswith(('m1.', 'm2.'))}

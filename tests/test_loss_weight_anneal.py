@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from mmengine.logging import MessageHub
-from mmengine.optim import OptimWrapper
+from infopro_seg.engine import InfoProOptimWrapper
 
 from conftest import build_model, make_batch, tiny_deeplab_cfg
 from infopro_seg.engine.hooks import LocalLossWeightAnnealHook
@@ -78,7 +78,8 @@ def test_a_resumed_run_gets_the_weights_of_an_uninterrupted_one():
 
 def step_grads(model, local_modules=None):
     """One InfoPro iteration whose gradients stay in ``.grad`` (accumulation: no step)."""
-    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1), accumulative_counts=2)
+    wrapper = InfoProOptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1),
+                                  accumulative_counts=2)
     torch.manual_seed(5)
     log_vars = model.train_step(make_batch(seed=4), wrapper, local_modules=local_modules)
     return log_vars, {n: p.grad.clone() for n, p in model.named_parameters()

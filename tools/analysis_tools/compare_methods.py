@@ -14,8 +14,10 @@ import argparse
 import os.path as osp
 import sys
 
-from mmengine.config import DictAction
+from mmengine.config import Config, DictAction
 
+from infopro_seg.engine.cli import add_debug_argument, run_cli
+from infopro_seg.engine.method_check import check_study_config
 from infopro_seg.study.methods import METHODS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -57,6 +59,7 @@ def parse_args() -> argparse.Namespace:
                         'per run)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='overrides for every run, key=value')
+    add_debug_argument(parser)
     args = parser.parse_args()
     if args.iters is not None and args.iters < 1:
         parser.error('--iters must be at least 1')
@@ -70,6 +73,10 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    check_study_config(cfg)
     from infopro_seg.datasets.prepare import prepare_cityscapes_data
     from infopro_seg.study.study import run_study
     from infopro_seg.study.training import train_in_process, train_in_spawned_process
@@ -94,4 +101,4 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_cli(main)
