@@ -141,6 +141,7 @@ def plain_mmseg_config(infopro_config: Path, path: Path) -> Path:
     model.backbone.pop('split_points')
     # This project's runner, hooks, sampler and checkpoint backend are registered by infopro_seg.
     cfg.pop('runner_type', None)
+    cfg.optim_wrapper.pop('constructor', None)
     cfg.pop('custom_hooks', None)
     cfg.default_hooks.pop('exact_resume', None)
     cfg.default_hooks.pop('preemption', None)
