@@ -5,9 +5,10 @@ writes the answer into the config, so the model, the optimizer wrapper and the w
 config all hold explicit choices:
 
 - ``infopro_fit = dict(budget_gib=10)`` (or ``tools/train.py --fit 10`` / ``--fit auto``): the
-  fastest (K, split points, modules to recompute, AMP) whose planned peak plus a headroom fits
-  the budget (:mod:`~infopro_seg.planning.budget`). Written into ``model.backbone.split_points``,
-  ``model.checkpointing`` (one entry per module) and ``optim_wrapper`` (AMP), and recorded as
+  fastest (K, split points, modules to recompute, AMP, stepping each module) whose planned peak
+  plus a headroom fits the budget (:mod:`~infopro_seg.planning.budget`). Written into
+  ``model.backbone.split_points``, ``model.checkpointing`` (one entry per module) and
+  ``optim_wrapper`` (AMP, ``step_each_module``), and recorded as
   ``infopro_fit_decision`` (plain data) in the config and as ``infopro_fit.json`` in the work dir.
   A resumed run (``resume=True``) reuses the work dir's decision without planning, so its model
   matches its checkpoint.
