@@ -34,12 +34,14 @@ parameters without a gradient), so SGD and AdamW give the same parameters as one
 
 Non-finite losses: with ``check_finite=True`` (default of the fp32 wrappers) a NaN or inf local
 loss stops the run with :class:`~infopro_seg.errors.TrainingStopped`, naming the module, the loss
-terms and the iteration, before that loss is back-propagated and before anything of the
-iteration is applied (with ``step_each_module``, modules before it have stepped). Under AMP the
+terms and the iteration, before anything of the iteration is applied. The losses are checked
+together when the iteration finishes, one device synchronisation per iteration, so the modules
+run without waiting on each other; with ``step_each_module`` each module's loss is checked before
+its own step (modules before it have stepped). Under AMP the
 loss scaler's skip-and-rescale handles overflows, so the AMP wrappers do not check.
 """
 import math
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -65,6 +67,8 @@ class LocalStepMixin:
         """Set the protocol's options (for subclasses whose ``__init__`` bypasses this one)."""
         self.step_each_module = bool(step_each_module)
         self.check_finite = bool(check_finite)
+        #: ``(loss, module, log_vars)`` of this iteration's local losses, not checked yet.
+        self._unchecked: List[Tuple[torch.Tensor, str, Dict[str, torch.Tensor]]] = []
         if self.step_each_module and self._accumulative_counts != 1:
             raise ConfigError(
                 'optim_wrapper.step_each_module=True cannot be combined with gradient '
@@ -93,12 +97,14 @@ class LocalStepMixin:
             log_vars: The module's loss terms, named in the message of a non-finite loss.
         """
         # A meta tensor (memory estimates) has no value to check.
-        if (self.check_finite and loss.device.type != 'meta'
-                and not bool(torch.isfinite(loss.detach()))):
-            raise TrainingStopped(self._nonfinite_message(loss, module, log_vars or {}))
+        if self.check_finite and loss.device.type != 'meta':
+            self._unchecked.append((loss.detach(), module, log_vars or {}))
+        # should_sync(): the backward about to be made belongs to an iteration that updates.
+        stepping = self.step_each_module and self.should_sync()
+        if stepping:
+            self._check_losses()
         self.uncounted_backward(self.scale_loss(loss))
-        # should_sync(): the backward just made belongs to an iteration that updates.
-        if self.step_each_module and self.should_sync():
+        if stepping:
             self.step()
             self.optimizer.zero_grad(set_to_none=True)
 
@@ -108,6 +114,7 @@ class LocalStepMixin:
         Returns:
             bool: Whether the parameters were updated in this iteration.
         """
+        self._check_losses()
         self._inner_count += 1
         if not self.should_update():
             return False
@@ -115,6 +122,18 @@ class LocalStepMixin:
             self.step()
         self.zero_grad()
         return True
+
+    def _check_losses(self) -> None:
+        """Raise :class:`TrainingStopped` for the first non-finite unchecked loss (one device
+        synchronisation for all of them)."""
+        unchecked, self._unchecked = self._unchecked, []
+        if not unchecked:
+            return
+        finite = torch.stack([torch.isfinite(loss) for loss, _, _ in unchecked])
+        if bool(finite.all()):
+            return
+        loss, module, log_vars = unchecked[int((~finite).nonzero()[0])]
+        raise TrainingStopped(self._nonfinite_message(loss, module, log_vars))
 
     def _nonfinite_message(self, loss: torch.Tensor, module: str,
                            log_vars: Dict[str, torch.Tensor]) -> str:
