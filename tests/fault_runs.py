@@ -11,28 +11,13 @@ from pathlib import Path
 
 import torch
 
+from run_configs import CROPPED_NARROW_DEMO
+
 REPO = Path(__file__).resolve().parents[1]
 MAX_ITERS = 8
 INTERVAL = 2
 
-TINY_CONFIG = """
-_base_ = '{repo}/configs/demo/deeplabv3_r18_infopro_synthetic.py'
-data_root = '{data_root}'
-crop_size = (48, 96)
-model = dict(data_preprocessor=dict(size=crop_size),
-             backbone=dict(base_channels=8, stem_channels=16),
-             decode_head=dict(in_channels=64, channels=16),
-             auxiliary_head=dict(in_channels=32, channels=8),
-             local_heads=dict(reconstruction=dict(channels=(8, 8, 4)), classifier=dict(channels=8)))
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='RandomResize', scale=(128, 64), ratio_range=(0.75, 1.5), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs')
-]
+TINY_CONFIG = CROPPED_NARROW_DEMO + """
 train_dataloader = dict(batch_size=2, num_workers={workers}, persistent_workers={persistent},
                         dataset=dict(data_root=data_root, pipeline=train_pipeline))
 val_dataloader = None

@@ -24,22 +24,11 @@ from infopro_seg.errors import ConfigError
 from infopro_seg.models.utils.checkpointing import parse_checkpointing
 
 from conftest import tiny_deeplab_cfg
+from run_configs import NARROW_DEMO
 
 REPO = Path(__file__).resolve().parents[1]
 
-TINY_CONFIG = """
-_base_ = '{repo}/configs/demo/deeplabv3_r18_infopro_synthetic.py'
-data_root = '{data_root}'
-model = dict(backbone=dict(base_channels=8, stem_channels=16),
-             decode_head=dict(in_channels=64, channels=16),
-             auxiliary_head=dict(in_channels=32, channels=8),
-             local_heads=dict(reconstruction=dict(channels=(8, 8, 4)), classifier=dict(channels=8)))
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root))
-val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
-test_dataloader = val_dataloader
-train_cfg = dict(max_iters=2, val_interval=100)
-"""
+TINY_CONFIG = NARROW_DEMO
 
 # Runs each ``[tool, *args]`` of the JSON list in argv[1] as ``python tool args`` would, in this
 # one process, and writes ``[{code, stderr}]`` to argv[2].

@@ -19,6 +19,7 @@ from infopro_seg.datasets.samplers import ResumableInfiniteSampler, SampleIndex
 from infopro_seg.engine.hooks import ExactResumeHook
 from infopro_seg.engine.loops import ResumableIterBasedTrainLoop
 from infopro_seg.fileio import load_checkpoint_safely
+from run_configs import CROPPED_NARROW_DEMO
 from infopro_seg.utils.random_state import (capture_random_states, restore_random_states,
                                             seeded_random_state)
 
@@ -162,24 +163,7 @@ def test_hook_restores_random_states_before_the_first_resumed_iteration():
     assert draw_all() == expected
 
 
-TINY_CONFIG = """
-_base_ = '{repo}/configs/demo/deeplabv3_r18_infopro_synthetic.py'
-data_root = '{data_root}'
-crop_size = (48, 96)
-model = dict(data_preprocessor=dict(size=crop_size),
-             backbone=dict(base_channels=8, stem_channels=16),
-             decode_head=dict(in_channels=64, channels=16),
-             auxiliary_head=dict(in_channels=32, channels=8),
-             local_heads=dict(reconstruction=dict(channels=(8, 8, 4)), classifier=dict(channels=8)))
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='RandomResize', scale=(128, 64), ratio_range=(0.75, 1.5), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs')
-]
+TINY_CONFIG = CROPPED_NARROW_DEMO + """
 test_pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
                  dict(type='PackSegInputs')]
 train_dataloader = dict(batch_size=2, num_workers=1, persistent_workers=True,

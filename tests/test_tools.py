@@ -14,22 +14,13 @@ from mmengine.config import Config
 from infopro_seg.datasets import generate_synthetic_cityscapes
 from infopro_seg.datasets.cityscapes_conversion import convert_cityscapes
 from infopro_seg.fileio import load_checkpoint_safely
+from run_configs import NARROW_DEMO
 
 REPO = Path(__file__).resolve().parents[1]
 
-TINY_CONFIG = """
-_base_ = '{repo}/configs/demo/deeplabv3_r18_infopro_synthetic.py'
-data_root = '{data_root}'
-model = dict(backbone=dict(base_channels=8, stem_channels=16),
-             decode_head=dict(in_channels=64, channels=16),
-             auxiliary_head=dict(in_channels=32, channels=8),
-             local_heads=dict(reconstruction=dict(channels=(8, 8, 4)), classifier=dict(channels=8)))
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root))
-val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
-test_dataloader = val_dataloader
-train_cfg = dict(max_iters=2, val_interval=100)
-param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=4, by_epoch=False)]
+TINY_CONFIG = NARROW_DEMO + """
+param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=4,
+                        by_epoch=False)]
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2))
 """
 
