@@ -75,16 +75,22 @@ def run_cli(main: Callable[[], Optional[int]], argv: Optional[Sequence[str]] = N
     sys.exit(code or 0)
 
 
-def load_config(path: str, cfg_options: Optional[dict], launcher: str,
-                work_dir: Optional[str]) -> Config:
-    """Load a config with mmseg's command-line conventions (work_dir: CLI > file > name)."""
+def read_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """A config file with ``--cfg-options`` merged in; a missing file is a :class:`ConfigError`."""
     if not osp.isfile(path):
         raise ConfigError(f'config file {path} not found (configs live in configs/, e.g. '
                           'configs/deeplabv3_r101_infopro_cityscapes.py)')
     cfg = Config.fromfile(path)
-    cfg.launcher = launcher
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def load_config(path: str, cfg_options: Optional[dict], launcher: str,
+                work_dir: Optional[str]) -> Config:
+    """Load a config with mmseg's command-line conventions (work_dir: CLI > file > name)."""
+    cfg = read_config(path, cfg_options)
+    cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:

@@ -27,11 +27,11 @@ import sys
 from typing import Optional, Sequence, Tuple
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 
 import infopro_seg  # noqa: F401  (registers the models)
-from infopro_seg.engine.cli import ConfigError, add_debug_argument, run_cli
+from infopro_seg.engine.cli import ConfigError, add_debug_argument, read_config, run_cli
 from infopro_seg.engine.method_check import check_benchmark_methods
 from infopro_seg.planning import config_crop_size
 from infopro_seg.planning.benchmark import (DEFAULT_METHODS, format_table, method_name,
@@ -101,11 +101,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         int: 0, or 1 when any requested method failed (the others still ran).
     """
     args = parse_args(argv)
-    if not osp.isfile(args.config):
-        raise ConfigError(f'config file {args.config} not found')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = read_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     crops = list(args.crops or []) + ([tuple(args.crop)] if args.crop else [])
     if not crops:

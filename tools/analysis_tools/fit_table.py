@@ -13,12 +13,11 @@ import os.path as osp
 import warnings
 from typing import Optional, Sequence
 
-from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
 import infopro_seg  # noqa: F401  (registers the models)
-from infopro_seg.engine.cli import UsageError, add_debug_argument, run_cli
+from infopro_seg.engine.cli import add_debug_argument, read_config, run_cli
 from infopro_seg.fileio import atomic_write_bytes
 from infopro_seg.planning.fit_table import GPU_SIZES, fit_rows, format_fit_table
 
@@ -48,9 +47,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     MMLogger.get_instance('fit_table', log_level='WARNING')
     rows = []
     for path in args.configs:
-        if not osp.isfile(path):
-            raise UsageError(f'config file {path} not found')
-        cfg = Config.fromfile(path)
+        cfg = read_config(path)
         init_default_scope(cfg.get('default_scope', 'mmseg'))
         name = osp.splitext(osp.basename(path))[0]
         print(f'planning {name} ...', flush=True)

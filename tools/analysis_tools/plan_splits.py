@@ -33,7 +33,7 @@ from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
 import infopro_seg  # noqa: F401  (registers the models)
-from infopro_seg.engine.cli import UsageError, add_debug_argument, run_cli
+from infopro_seg.engine.cli import UsageError, add_debug_argument, read_config, run_cli
 from infopro_seg.planning import (config_batch_size, config_crop_size, config_cuts,
                                   config_optimizer, evaluate_cuts, naive_cuts, plan_splits,
                                   profile_model, summarize_plan)
@@ -95,11 +95,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     # nothing about the plan.
     warnings.filterwarnings('ignore', category=UserWarning)
     MMLogger.get_instance('plan_splits', log_level='WARNING')
-    if not osp.isfile(args.config):
-        raise UsageError(f'config file {args.config} not found')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = read_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     crop = tuple(args.crop) if args.crop else config_crop_size(cfg)
     if crop is None:
