@@ -62,7 +62,9 @@ def prepare_cityscapes_data(data_root: Optional[str] = None,
         summary = generate_synthetic_cityscapes(data_root, num_train=num_train, num_val=num_val,
                                                 height=image_size[0], width=image_size[1])
         generated = summary['written']
-    conversion = convert_cityscapes(data_root, progress=False)
+    # A set generated here is small: convert it in this process. The caller may hold threads
+    # (torch's, a training run's) that a forked worker pool would inherit mid-lock.
+    conversion = convert_cityscapes(data_root, nproc=1 if generated else None, progress=False)
     if conversion['failed']:
         raise ConfigError(f"{conversion['failed']} label files of {data_root} failed to "
                           f"convert: {conversion['failures'][:3]}")
